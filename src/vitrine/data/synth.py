@@ -755,7 +755,8 @@ def generate(
     v = T.vocab(lang)
     n_p, n_u = int(products), int(users)
     timings: dict[str, float] = {}
-    stages = ["products", "images", "users", "sessions", "clicks", "events", "reviews", "judgments", "truth"]
+    stages = ["products", "images", "users", "sessions", "clicks", "events", "reviews", "catalog",
+              "judgments", "truth"]  # fmt: skip
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -802,8 +803,9 @@ def generate(
         cat["sales"] = cat["prior_sales"] + np.bincount(imp["product"][imp["purchase"]], minlength=n_p)
         rev = _make_reviews(rngs[5], cat, n_u, days, v)
         _write_parquet(rev["table"], tmp / "reviews.parquet")
-        _write_parquet(_products_table(rngs[6], cat, rev, v), tmp / "products.parquet")
         t0 = stage("reviews", t0)
+        _write_parquet(_products_table(rngs[6], cat, rev, v), tmp / "products.parquet")
+        t0 = stage("catalog", t0)
         jud = _make_judgments(rngs[7], model, cat, pages, judged_queries)
         _write_parquet(jud, tmp / "judgments.parquet")
         t0 = stage("judgments", t0)
