@@ -39,6 +39,27 @@ The generative story
   CLICK_SLOPE * (u + noise - CLICK_OFFSET))``; add-to-cart and purchase follow
   further sigmoids of utility. Browsing pages list a leaf category (chosen from
   the user's affinities) with the same ranker and click model and an empty query.
+
+Files
+-----
+``products``, ``events``, ``reviews``, ``judgments`` (.parquet), ``images/<id>.png``
+and ``dataset.json`` as in ARCHITECTURE.md, and in ``truth/``:
+
+* ``params.json``: seed, weights, click-model constants, vocabulary (codes -> words).
+* ``propensities.json``: ``{"positions": [1..20], "examination": [...]}``.
+* ``products.parquet``: product_id, leaf/_index, mid_index, top_index, color/_index
+  (true colour), color_in_text, material/_index, material_in_text, style/_index,
+  brand_index, brand_tier, pattern, quality, size_fit ("small"/"true"/"large"/""),
+  popularity, prior_sales, log_rel_price, image_variant.
+* ``users.parquet``: user_id, price_sensitivity, activity, favorite_leaf, favorite_color.
+* ``preferences.npz``: the preference arrays used by :func:`utility` (see :class:`Truth`).
+* ``queries.parquet``: query, leaf, color, brand, material, style (codes, -1 unsaid),
+  searched (appears in the log as a query), split.
+* ``requests.parquet``: one row per result page: request_id, session_id, user_id,
+  timestamp, search, query (null when browsing), intent_query (the hidden intent;
+  the leaf name for browsing pages).
+* ``pages.parquet``: one row per impression: request_id, position, product_id,
+  examination, utility (deterministic part), attractiveness (with event noise), clicked.
 """
 
 from __future__ import annotations
