@@ -1,0 +1,187 @@
+"""`vitrine …`: the command line (a stable contract used by outside checks).
+
+Bad input ends with a one-paragraph message on stderr and exit code 1,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vitrine.errors import VitrineError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal, personalized product search.")
+evaluate_app = typer.Typer(no_args_is_help=True, help="Offline evaluation (see ARCHITECTURE.md).")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service.")
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(keys_app, name="keys")
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="vitrine home folder (default: $VITRINE_HOME, then ./.vitrine)"),
+]
+
+
+def resolve_home(home: Path | None) -> Path:
+    return home or Path(os.environ.get("VITRINE_HOME") or ".vitrine")
+
+
+def _err(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+
+
+def friendly(fn):
+    """Turn the errors a user can cause into a message and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (VitrineError, ValueError, FileNotFoundError, PermissionError) as exc:
+            _err(str(exc))
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command()
+@friendly
+def synth(
+    out: Annotated[Path, typer.Argument(help="folder to write the shop to")],
+    products: Annotated[int, typer.Option(help="number of products")] = 2000,
+    users: Annotated[int, typer.Option(help="number of shoppers")] = 500,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    lang: Annotated[str, typer.Option(help="en or zh")] = "en",
+    sessions: Annotated[float, typer.Option(help="sessions per shopper")] = 8.0,
+) -> None:
+    """Generate a synthetic marketplace with hidden ground truth."""
+    from vitrine.data.synth import generate
+
+    if lang not in ("en", "zh"):
+        raise ValueError(f"--lang must be 'en' or 'zh', got {lang!r}")
+    summary = generate(out, products=products, users=users, seed=seed, lang=lang,
+                       sessions_per_user=sessions, progress=True)
+    typer.echo(json.dumps(summary.as_dict() if hasattr(summary, "as_dict") else str(summary), default=str))
+
+
+@app.command()
+@friendly
+def ingest(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder")],
+    home: HomeOpt = None,
+) -> None:
+    """Validate a dataset folder and load it into the home's store (one transaction)."""
+    from vitrine.engine import Engine
+
+    engine = Engine(home=resolve_home(home))
+    ds = engine.ingest(dataset)
+    for w in ds.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    counts = engine.store.counts()
+    typer.echo(json.dumps({"ingested": dataset.name, "warnings": sum(w.count for w in ds.warnings), "store": counts}))
+    engine.close()
+
+
+@app.command()
+@friendly
+def fit(home: HomeOpt = None) -> None:
+    """Fit every model on what the home's store holds and save it."""
+    from vitrine.engine import Engine
+
+    engine = Engine(home=resolve_home(home))
+    engine.fit(None, progress=True)
+    path = engine.save()
+    typer.echo(json.dumps({"model": str(path), "products": len(engine.catalog_)}))
+    engine.close()
+
+
+@app.command()
+@friendly
+def serve(
+    home: HomeOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn workers")] = 1,
+) -> None:
+    """Serve the HTTP API and the storefront page."""
+    import uvicorn
+
+    from vitrine.serve.app import create_app
+
+    app_ = create_app(home=resolve_home(home))
+    typer.echo(f"vitrine serving {resolve_home(home)} on http://{host}:{port}", err=True)
+    uvicorn.run(app_, host=host, port=port, workers=workers, log_level="warning")
+
+
+def _print_report(report, as_json: bool) -> None:
+    d = report.to_dict()
+    if as_json:
+        typer.echo(json.dumps(d))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{d['task']} · {d['dataset']} · {d['protocol']} · k={d['k']}")
+    names = list(d["metrics"])
+    table.add_column("model")
+    for n in names:
+        table.add_column(n, justify="right")
+    table.add_row("vitrine", *[f"{d['metrics'][n]:.4f}" for n in names])
+    for b, m in d["baselines"].items():
+        table.add_row(b, *[f"{m.get(n, float('nan')):.4f}" for n in names])
+    Console(file=sys.stdout).print(table)
+    typer.echo(f"{d['seconds']} s")
+
+
+@evaluate_app.command("search")
+@friendly
+def evaluate_search(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder with judgments")],
+    protocol: Annotated[str, typer.Option(help="rerank, retrieve or cross-modal")] = "rerank",
+    k: Annotated[int, typer.Option(help="cutoff")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on the last line")] = False,
+) -> None:
+    """Evaluate search on judgments against BM25 and dense-text baselines."""
+    from vitrine.evaluate.search import run_search
+
+    _print_report(run_search(dataset, protocol=protocol, k=k, progress=not as_json), as_json)
+
+
+@evaluate_app.command("recommend")
+@friendly
+def evaluate_recommend(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder with events")],
+    candidates: Annotated[bool, typer.Option("--candidates", help="rank only candidates + held-out")] = False,
+    k: Annotated[int, typer.Option(help="cutoff")] = 10,
+    max_users: Annotated[int | None, typer.Option(help="evaluate at most this many users")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object on the last line")] = False,
+) -> None:
+    """Evaluate recommendations leave-last-out against popularity, item-kNN and ALS."""
+    from vitrine.evaluate.recommend import run_recommend
+
+    report = run_recommend(dataset, candidates=candidates, k=k, progress=not as_json, max_users=max_users)
+    _print_report(report, as_json)
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(name: Annotated[str, typer.Argument(help="a label for the key")], home: HomeOpt = None) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from vitrine.serve.keys import KeyStore
+
+    typer.echo(KeyStore(resolve_home(home)).create(name))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,64 @@
+"""Settings: one place for every knob that chooses components and paths.
+
+Model hyperparameters stay in constructor signatures; settings pick which
+model, where files live, and the few policy values shared across modules.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EVENT_WEIGHTS = {"impression": 0.0, "click": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
+
+
+class Settings(BaseSettings):
+    """vitrine settings, read from ``VITRINE_*`` environment variables.
+
+    Attributes
+    ----------
+    home : Path
+        Folder holding the DuckDB store, vector index and model files.
+    secret : str
+        Key for the keyed hash that pseudonymises user ids. Change it before
+        ingesting real shoppers; changing it later orphans stored users.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VITRINE_", env_ignore_empty=True, extra="ignore")
+
+    home: Path = Path(".vitrine")
+    secret: str = "vitrine-dev-secret-change-me"
+    text_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
+    image_model: str = "tower"  # "tower" (built-in CNN trained in fit), "none", or a CLIP path/name
+    event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    repurchase: bool = False
+    open_reads: bool = True  # reads need no API key when True
+    max_request_bytes: int = 8 * 1024 * 1024
+    device: str = "auto"  # "cpu", "cuda" or "auto"
+    seed: int = 0
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, v: object) -> object:
+        return Path(os.path.expanduser(str(v))) if v is not None else v
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def resolve_device(setting: str = "auto") -> str:
+    """Return "cuda" when asked for or available under "auto", else "cpu"."""
+    if setting != "auto":
+        return setting
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"

@@ -1,0 +1,317 @@
+"""Read and validate a dataset folder.
+
+Every problem is located to file, row (1-based data row, header excluded) and
+column. Structural problems (wrong types, impossible values, duplicate ids)
+are errors: the whole dataset is refused and nothing is stored. Referential
+problems that a real log always has a few of (events or reviews naming a
+product the catalog lacks, missing image files) are counted warnings: the
+rows are dropped or the field cleared, and the count is reported.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vitrine.data.schema import EVENT_TYPES, SPLITS, TABLE_FORMATS, TABLES, TableSpec
+from vitrine.errors import DataValidationError, Problem, VitrineError
+
+MAX_PROBLEMS_PER_CHECK = 50  # enough to fix a pattern; the count covers the rest
+
+
+@dataclass
+class Warning_:
+    """A counted, non-fatal finding (rows dropped or fields cleared)."""
+
+    file: str
+    column: str
+    message: str
+    count: int
+    examples: list[int] = field(default_factory=list)  # 1-based rows
+
+    def __str__(self) -> str:
+        rows = ", ".join(str(r) for r in self.examples[:5])
+        return f"{self.file}, field '{self.column}': {self.message} ({self.count} rows, e.g. {rows})"
+
+
+@dataclass
+class Dataset:
+    """A validated dataset folder held as pandas DataFrames.
+
+    Attributes
+    ----------
+    products, events, reviews, judgments, candidates : DataFrame or None
+        Tables as in ARCHITECTURE.md; absent tables are None. Every column of
+        the spec is present (missing optional columns are filled with nulls),
+        tags are "|"-joined strings and timestamps are ``datetime64[ns]``.
+    root : Path or None
+        Folder that image paths are relative to.
+    meta : dict
+        Contents of ``dataset.json``.
+    pseudonymized : bool
+        True when ``user_id`` columns already hold keyed hashes (read from a
+        store), False for raw ids from files.
+    """
+
+    products: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
+    reviews: pd.DataFrame | None = None
+    judgments: pd.DataFrame | None = None
+    candidates: pd.DataFrame | None = None
+    root: Path | None = None
+    meta: dict = field(default_factory=dict)
+    warnings: list[Warning_] = field(default_factory=list)
+    pseudonymized: bool = False
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or (self.root.name if self.root else "dataset"))
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        return getattr(self, name)
+
+
+def find_table(folder: Path, name: str) -> Path | None:
+    """Return the file holding table ``name`` in ``folder``, or None."""
+    found = [folder / f"{name}{ext}" for ext in TABLE_FORMATS if (folder / f"{name}{ext}").exists()]
+    if len(found) > 1:
+        raise VitrineError(
+            f"{folder}: table '{name}' is given twice ({', '.join(p.name for p in found)}); keep one"
+        )
+    return found[0] if found else None
+
+
+def read_file(path: Path) -> pd.DataFrame:
+    """Read a Parquet, CSV or JSONL file with every column as given (CSV as strings)."""
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        if path.suffix == ".jsonl":
+            return pd.read_json(path, lines=True, dtype=False)
+    except Exception as exc:  # parser errors vary by format; all mean "unreadable"
+        raise DataValidationError([Problem(path.name, None, None, f"cannot be read: {exc}")]) from exc
+    raise VitrineError(f"{path}: unknown table format; use one of {', '.join(TABLE_FORMATS)}")
+
+
+class _Checker:
+    """Collects problems for one file, capped per check but fully counted."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def flag(self, mask: np.ndarray, column: str, message_for) -> None:
+        rows = np.flatnonzero(mask)
+        for r in rows[:MAX_PROBLEMS_PER_CHECK]:
+            self.problems.append(Problem(self.file, int(r) + 1, column, message_for(int(r))))
+        if len(rows) > MAX_PROBLEMS_PER_CHECK:
+            self.problems.append(
+                Problem(self.file, None, column, f"{len(rows) - MAX_PROBLEMS_PER_CHECK} more rows like the above")
+            )
+
+
+def _as_str(s: pd.Series) -> pd.Series:
+    out = s.astype("object")
+    out = out.where(s.notna(), None)
+    return out.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype("object")
+
+
+def _tags(s: pd.Series) -> pd.Series:
+    def norm(v: object) -> str | None:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        if isinstance(v, list | tuple | np.ndarray):
+            return "|".join(str(t).strip() for t in v if str(t).strip())
+        return "|".join(t.strip() for t in str(v).split("|") if t.strip())
+
+    return s.map(norm).astype("object")
+
+
+def _bool(s: pd.Series, chk: _Checker, column: str) -> pd.Series:
+    truth = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+    def conv(v: object) -> object:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        return truth.get(str(v).strip().lower(), "?")
+
+    out = s.map(conv)
+    bad = out.map(lambda v: v == "?").to_numpy(dtype=bool)
+    chk.flag(bad, column, lambda r: f"expected a boolean (true/false), got {s.iloc[r]!r}")
+    return out.where(~bad, None).astype("object")
+
+
+def _number(s: pd.Series, chk: _Checker, column: str, kind: str, lo, hi) -> pd.Series:
+    num = pd.to_numeric(s, errors="coerce")
+    bad_type = (num.isna() & s.notna()).to_numpy()
+    chk.flag(bad_type, column, lambda r: f"expected a number, got {s.iloc[r]!r}")
+    vals = num.to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        if lo is not None:
+            chk.flag(vals < lo, column, lambda r: f"expected >= {lo:g}, got {vals[r]:g}")
+        if hi is not None:
+            chk.flag(vals > hi, column, lambda r: f"expected <= {hi:g}, got {vals[r]:g}")
+        if kind == "int":
+            frac = np.isfinite(vals) & (vals != np.round(vals))
+            chk.flag(frac, column, lambda r: f"expected a whole number, got {vals[r]:g}")
+    chk.flag(np.isinf(vals), column, lambda r: "expected a finite number, got infinity")
+    return pd.Series(vals, index=s.index)
+
+
+def _timestamp(s: pd.Series, chk: _Checker, column: str) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        out = pd.to_datetime(s).dt.tz_localize(None) if getattr(s.dt, "tz", None) else pd.to_datetime(s)
+        return out.astype("datetime64[ns]")
+    num = pd.to_numeric(s, errors="coerce")
+    if num.notna().sum() == s.notna().sum() and s.notna().any():
+        # Integers are epoch seconds (or milliseconds when they look like it).
+        unit = "ms" if num.abs().max() > 1e11 else "s"
+        return pd.to_datetime(num, unit=unit, errors="coerce").astype("datetime64[ns]")
+    out = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+    bad = (out.isna() & s.notna()).to_numpy()
+    chk.flag(bad, column, lambda r: f"cannot parse timestamp {s.iloc[r]!r}")
+    return out.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def coerce_table(df: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.DataFrame, list[Problem]]:
+    """Check columns, types and ranges of one table; return it in canonical form."""
+    chk = _Checker(file)
+    missing = [c for c in spec.required if c not in df.columns]
+    if missing:
+        chk.problems.append(
+            Problem(file, None, ", ".join(missing), f"required column(s) missing; {spec.name} needs {spec.required}")
+        )
+        return df, chk.problems
+    df = df.reset_index(drop=True)
+    out = pd.DataFrame(index=df.index)
+    for col in spec.columns:
+        if col.name not in df.columns:
+            out[col.name] = pd.Series([None] * len(df), dtype="object") if col.kind != "float" else np.nan
+            if col.kind == "timestamp":
+                out[col.name] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
+            continue
+        s = df[col.name]
+        if col.required:
+            chk.flag(s.isna().to_numpy(), col.name, lambda r: "required value is empty")
+        if col.kind == "str":
+            out[col.name] = _as_str(s)
+        elif col.kind == "tags":
+            out[col.name] = _tags(s)
+        elif col.kind in ("float", "int"):
+            out[col.name] = _number(s, chk, col.name, col.kind, col.min, col.max)
+        elif col.kind == "bool":
+            out[col.name] = _bool(s, chk, col.name)
+        elif col.kind == "timestamp":
+            out[col.name] = _timestamp(s, chk, col.name)
+    if spec.name == "events":
+        ev = out["event"]
+        bad = (~ev.isin(EVENT_TYPES) & ev.notna()).to_numpy()
+        chk.flag(bad, "event", lambda r: f"unknown event type {ev.iloc[r]!r}; expected one of {list(EVENT_TYPES)}")
+    if spec.name == "judgments":
+        sp = out["split"]
+        bad = (~sp.isin(SPLITS) & sp.notna()).to_numpy()
+        chk.flag(bad, "split", lambda r: f"unknown split {sp.iloc[r]!r}; expected one of {list(SPLITS)}")
+    if spec.name == "products":
+        pid = out["product_id"]
+        dup = pid.duplicated(keep="first").to_numpy() & pid.notna().to_numpy()
+        first = {}
+        for i, p in enumerate(pid):
+            first.setdefault(p, i)
+        chk.flag(dup, "product_id", lambda r: f"duplicate product id {pid.iloc[r]!r} (first at row {first[pid.iloc[r]] + 1})")
+    return out, chk.problems
+
+
+def _drop_unknown(df: pd.DataFrame, known: set[str], file: str, warnings: list[Warning_]) -> pd.DataFrame:
+    unknown = (~df["product_id"].isin(known)).to_numpy()
+    if unknown.any():
+        rows = (np.flatnonzero(unknown) + 1).tolist()
+        warnings.append(
+            Warning_(file, "product_id", "names a product not in the catalog; rows skipped", len(rows), rows[:20])
+        )
+        df = df[~unknown].reset_index(drop=True)
+    return df
+
+
+def _check_images(products: pd.DataFrame, root: Path, file: str, warnings: list[Warning_]) -> None:
+    img = products["image"]
+    has = img.notna().to_numpy()
+    local = has & ~img.fillna("").str.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://").to_numpy()
+    missing = np.zeros(len(products), dtype=bool)
+    for i in np.flatnonzero(local):
+        p = Path(img.iat[i])
+        if not (p if p.is_absolute() else root / p).is_file():
+            missing[i] = True
+    if missing.any():
+        rows = (np.flatnonzero(missing) + 1).tolist()
+        warnings.append(Warning_(file, "image", "image file not found; product kept without image", len(rows), rows[:20]))
+        products.loc[missing, "image"] = None
+
+
+def load_dataset(
+    path: str | Path,
+    tables: Iterable[str] | None = None,
+    known_products: Iterable[str] = (),
+    check_images: bool = True,
+) -> Dataset:
+    """Read and validate a dataset folder.
+
+    Parameters
+    ----------
+    path : folder holding ``products.*``, ``events.*`` and the other tables.
+    tables : names to read (default: all present).
+    known_products : product ids already stored, so events may name them.
+    check_images : verify that local image files exist.
+
+    Raises
+    ------
+    DataValidationError
+        listing every structural problem (file, row, column), before anything is stored.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise VitrineError(f"{root}: dataset folder not found")
+    wanted = list(tables) if tables is not None else list(TABLES)
+    ds = Dataset(root=root.resolve())
+    meta_path = root / "dataset.json"
+    if meta_path.exists():
+        try:
+            ds.meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataValidationError([Problem("dataset.json", exc.lineno, None, f"invalid JSON: {exc.msg}")]) from exc
+    problems: list[Problem] = []
+    files: dict[str, str] = {}
+    for name in wanted:
+        f = find_table(root, name)
+        if f is None:
+            continue
+        files[name] = f.name
+        df, probs = coerce_table(read_file(f), TABLES[name], f.name)
+        problems += probs
+        setattr(ds, name, df)
+    if not files:
+        raise VitrineError(
+            f"{root}: no tables found; expected products, events, reviews, judgments or candidates "
+            f"as {', '.join(TABLE_FORMATS)}"
+        )
+    if problems:
+        raise DataValidationError(problems)
+    known = set(known_products)
+    if ds.products is not None:
+        known |= set(ds.products["product_id"])
+        if check_images:
+            _check_images(ds.products, ds.root, files["products"], ds.warnings)
+    if ds.products is not None or known:
+        for name in ("events", "reviews", "judgments", "candidates"):
+            df = ds.table(name)
+            if df is not None:
+                setattr(ds, name, _drop_unknown(df, known, files[name], ds.warnings))
+    return ds

@@ -1,0 +1,226 @@
+"""The embedded store: one DuckDB file with products, reviews, events and users.
+
+User ids are pseudonymised with a keyed hash before they reach the file, so
+raw shopper ids never land on disk. Ingest runs in one transaction: a bad
+file raises before anything is written, and a failure mid-write rolls back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from vitrine.data.dataset import Dataset, load_dataset
+from vitrine.data.schema import EVENTS, PRODUCTS, REVIEWS, TableSpec
+
+_SQL_TYPES = {"str": "VARCHAR", "tags": "VARCHAR", "float": "DOUBLE", "int": "BIGINT",
+              "bool": "BOOLEAN", "timestamp": "TIMESTAMP"}
+
+
+def pseudonymize(user_id: str, secret: str) -> str:
+    """Keyed hash of a raw user id (HMAC-SHA256, 128 bits, hex)."""
+    return hmac.new(secret.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def pseudonymize_series(ids: pd.Series, secret: str) -> pd.Series:
+    """Vectorised over unique ids: logs repeat each shopper many times."""
+    codes, uniques = pd.factorize(ids.astype(str))
+    hashed = np.array([pseudonymize(u, secret) for u in uniques], dtype=object)
+    out = hashed[codes] if len(uniques) else np.array([], dtype=object)
+    return pd.Series(out, index=ids.index, dtype="object")
+
+
+def _ddl(spec: TableSpec, key: str | None = None, extra: str = "") -> str:
+    cols = [f'"{c.name}" {_SQL_TYPES[c.kind]}' for c in spec.columns]
+    if key:
+        cols.append(f'PRIMARY KEY ("{key}")')
+    return f"CREATE TABLE IF NOT EXISTS {spec.name} ({', '.join(cols)}{extra})"
+
+
+class Store:
+    """DuckDB-backed store for a vitrine home.
+
+    Parameters
+    ----------
+    path : file of the DuckDB database (created if missing).
+    secret : key of the user-id pseudonymisation.
+    """
+
+    def __init__(self, path: str | Path, secret: str, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.secret = secret
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(self.path), read_only=read_only)
+        self._lock = threading.RLock()
+        if not read_only:
+            self._create()
+
+    def _create(self) -> None:
+        with self._lock:
+            self._con.execute(_ddl(PRODUCTS, key="product_id"))
+            self._con.execute(_ddl(REVIEWS))
+            self._con.execute(_ddl(EVENTS))
+            self._con.execute(
+                "CREATE TABLE IF NOT EXISTS users (user_id VARCHAR PRIMARY KEY, "
+                "first_seen TIMESTAMP, last_seen TIMESTAMP, n_events BIGINT)"
+            )
+            self._con.execute("CREATE TABLE IF NOT EXISTS deleted_products (product_id VARCHAR PRIMARY KEY)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- ingest ---------------------------------------------------------------
+    def product_ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._con.execute("SELECT product_id FROM products").fetchall()}
+
+    def ingest(self, folder: str | Path) -> Dataset:
+        """Validate a dataset folder and store it in one transaction.
+
+        Products are upserted by id (idempotent), reviews and events are
+        appended. Returns the validated dataset (with its warnings).
+        """
+        ds = load_dataset(folder, tables=("products", "reviews", "events"), known_products=self.product_ids())
+        self.write(ds)
+        return ds
+
+    def write(self, ds: Dataset) -> None:
+        events = self._pseudonymized(ds.events, ds.pseudonymized)
+        reviews = self._pseudonymized(ds.reviews, ds.pseudonymized)
+        products = ds.products
+        if products is not None and ds.root is not None:
+            products = _absolute_images(products, ds.root)
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if products is not None and len(products):
+                    con.register("_p", products[PRODUCTS.names])
+                    con.execute("INSERT OR REPLACE INTO products SELECT * FROM _p")
+                    con.execute("DELETE FROM deleted_products WHERE product_id IN (SELECT product_id FROM _p)")
+                    con.unregister("_p")
+                if reviews is not None and len(reviews):
+                    con.register("_r", reviews[REVIEWS.names])
+                    con.execute("INSERT INTO reviews SELECT * FROM _r")
+                    con.unregister("_r")
+                if events is not None and len(events):
+                    self._append_events(events)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def _pseudonymized(self, df: pd.DataFrame | None, already: bool) -> pd.DataFrame | None:
+        if df is None or already or "user_id" not in df:
+            return df
+        df = df.copy()
+        mask = df["user_id"].notna()
+        df.loc[mask, "user_id"] = pseudonymize_series(df.loc[mask, "user_id"], self.secret)
+        return df
+
+    def _append_events(self, events: pd.DataFrame) -> None:
+        con = self._con
+        con.register("_e", events[EVENTS.names])
+        con.execute("INSERT INTO events SELECT * FROM _e")
+        con.execute(
+            """
+            INSERT INTO users
+            SELECT user_id, min(timestamp), max(timestamp), count(*) FROM _e GROUP BY user_id
+            ON CONFLICT (user_id) DO UPDATE SET
+              first_seen = least(users.first_seen, excluded.first_seen),
+              last_seen = greatest(users.last_seen, excluded.last_seen),
+              n_events = users.n_events + excluded.n_events
+            """
+        )
+        con.unregister("_e")
+
+    def append_events(self, events: pd.DataFrame, pseudonymized: bool = True) -> int:
+        """Append validated events durably (committed before returning)."""
+        events = self._pseudonymized(events, pseudonymized)
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                self._append_events(events)
+                self._con.execute("COMMIT")
+            except Exception:
+                self._con.execute("ROLLBACK")
+                raise
+        return len(events)
+
+    def upsert_products(self, products: pd.DataFrame) -> None:
+        self.write(Dataset(products=products, pseudonymized=True))
+
+    def delete_product(self, product_id: str) -> bool:
+        with self._lock:
+            n = self._con.execute("SELECT count(*) FROM products WHERE product_id = ?", [product_id]).fetchone()[0]
+            self._con.execute("DELETE FROM products WHERE product_id = ?", [product_id])
+            self._con.execute("INSERT OR IGNORE INTO deleted_products VALUES (?)", [product_id])
+        return bool(n)
+
+    # -- erasure --------------------------------------------------------------
+    def forget_user(self, user_key: str) -> int:
+        """Erase a (pseudonymised) user's events, reviews and profile; return rows removed."""
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                n = 0
+                for table in ("events", "reviews", "users"):
+                    n += self._con.execute(
+                        f"SELECT count(*) FROM {table} WHERE user_id = ?", [user_key]
+                    ).fetchone()[0]
+                    self._con.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_key])
+                self._con.execute("COMMIT")
+            except Exception:
+                self._con.execute("ROLLBACK")
+                raise
+        return n
+
+    # -- reads ----------------------------------------------------------------
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self._lock:
+            return self._con.execute(sql, params or []).df()
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                t: self._con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("products", "reviews", "events", "users")
+            }
+
+    def to_dataset(self) -> Dataset:
+        """Everything stored, as a Dataset with pseudonymised user ids."""
+        products = self.query("SELECT * FROM products ORDER BY product_id")
+        reviews = self.query("SELECT * FROM reviews")
+        events = self.query("SELECT * FROM events ORDER BY timestamp")
+        return Dataset(
+            products=products if len(products) else None,
+            reviews=reviews if len(reviews) else None,
+            events=events if len(events) else None,
+            root=None,
+            meta={"name": self.path.parent.name},
+            pseudonymized=True,
+        )
+
+
+def _absolute_images(products: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """Store image paths absolute so the home does not depend on the source folder's cwd."""
+    img = products["image"]
+    rel = img.notna() & ~img.fillna("").str.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|/)")
+    if not rel.any():
+        return products
+    products = products.copy()
+    products.loc[rel, "image"] = [str(root / p) for p in img[rel]]
+    return products

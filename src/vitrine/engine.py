@@ -1,0 +1,366 @@
+"""Engine: the one public facade over retrieval, shopper models and ranking.
+
+The CLI, the HTTP service and evaluation all call this class and nothing
+below it, so what is evaluated is what is served.
+
+Example usage::
+
+    engine = Engine().fit("shop/")               # a dataset folder
+    engine.search("red running shoes", user_id="alice", k=10)
+    engine.record_event("alice", "p42", "click")  # changes alice's next results
+    engine.save("home/")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vitrine.config import Settings, get_settings
+from vitrine.data.catalog import Catalog
+from vitrine.data.dataset import Dataset, coerce_table, load_dataset
+from vitrine.data.schema import EVENT_TYPES, EVENTS, PRODUCTS
+from vitrine.data.store import Store, pseudonymize, pseudonymize_series
+from vitrine.errors import DataValidationError, NotFittedError, NotFoundError, Problem, VitrineError
+from vitrine.personal import Personalizer
+from vitrine.rank import SearchRanker
+from vitrine.results import Candidates, Results
+from vitrine.retrieve import Retriever
+from vitrine.version import __version__
+
+STORE_FILE = "store.duckdb"
+MODELS_DIR = "models"
+CURRENT_FILE = "CURRENT"
+
+
+@dataclass
+class Filters:
+    """Structured filters of a search (all optional)."""
+
+    category: str | None = None  # prefix of the category path, case-insensitive
+    brand: str | None = None
+    color: str | None = None
+    price_min: float | None = None
+    price_max: float | None = None
+    in_stock: bool | None = None
+
+    def active(self) -> bool:
+        return any(v is not None for v in self.__dict__.values())
+
+
+@dataclass
+class Rules:
+    """Merchandising rules for one query: pin to the top, boost, or bury."""
+
+    pin: list[str] = field(default_factory=list)
+    boost: dict[str, float] = field(default_factory=dict)
+    bury: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """Multimodal, personalized search and recommendations.
+
+    Parameters
+    ----------
+    settings : Settings, default from ``VITRINE_*`` environment variables.
+    home : folder for the store and models (default ``settings.home``).
+
+    Attributes
+    ----------
+    catalog_, retriever_, personal_, ranker_ : fitted components.
+    """
+
+    def __init__(self, settings: Settings | None = None, home: str | Path | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.home = Path(home) if home is not None else Path(self.settings.home)
+        self._store: Store | None = None
+        self._lock = threading.RLock()
+        self.version_: str | None = None
+
+    # -- identity -------------------------------------------------------------
+    def user_key(self, user_id: str | None) -> str | None:
+        """The pseudonymous key a raw user id is stored and modelled under."""
+        return None if user_id is None or user_id == "" else pseudonymize(str(user_id), self.settings.secret)
+
+    # -- store ----------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.home / STORE_FILE, secret=self.settings.secret)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def ingest(self, folder: str | Path) -> Dataset:
+        """Validate a dataset folder and add it to this home's store."""
+        return self.store.ingest(folder)
+
+    # -- fit ------------------------------------------------------------------
+    def fit(self, dataset: Dataset | str | Path | None = None, progress: bool = False) -> Engine:
+        """Learn every component from a dataset (folder, Dataset, or the store when None)."""
+        if dataset is None:
+            dataset = self.store.to_dataset()
+        elif not isinstance(dataset, Dataset):
+            dataset = load_dataset(dataset)
+        if dataset.products is None or not len(dataset.products):
+            raise VitrineError("cannot fit: the dataset has no products (ingest a catalog first)")
+        events = dataset.events
+        if events is not None and not dataset.pseudonymized:
+            events = events.copy()
+            events["user_id"] = pseudonymize_series(events["user_id"], self.settings.secret)
+        catalog = Catalog(dataset.products, root=dataset.root)
+        retriever = Retriever().fit(catalog, progress=progress)
+        item_vectors = retriever.item_vectors() if hasattr(retriever, "item_vectors") else None
+        personal = Personalizer(event_weights=self.settings.event_weights).fit(
+            events, catalog, item_vectors=item_vectors
+        )
+        with self._lock:
+            self.catalog_, self.retriever_, self.personal_ = catalog, retriever, personal
+            self.ranker_ = SearchRanker().fit(self, dataset)
+            self.version_ = time.strftime("%Y%m%d-%H%M%S")
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "catalog_"):
+            raise NotFittedError("Engine")
+
+    # -- serving --------------------------------------------------------------
+    def _results(self, rows: np.ndarray, scores: np.ndarray, expl=None) -> Results:
+        ids = [str(x) for x in self.catalog_.ids[rows]] if len(rows) else []
+        return Results(ids, np.asarray(scores, dtype=np.float64), expl)
+
+    def _filter_mask(self, rows: np.ndarray, filters: Filters | None) -> np.ndarray:
+        if filters is None or not filters.active():
+            return np.ones(len(rows), dtype=bool)
+        p = self.catalog_.products.iloc[rows]
+        mask = np.ones(len(rows), dtype=bool)
+        if filters.category:
+            mask &= p["category"].fillna("").str.lower().str.startswith(filters.category.lower()).to_numpy()
+        for col in ("brand", "color"):
+            want = getattr(filters, col)
+            if want:
+                mask &= (p[col].fillna("").str.lower() == want.lower()).to_numpy()
+        price = p["price"].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            if filters.price_min is not None:
+                mask &= price >= filters.price_min
+            if filters.price_max is not None:
+                mask &= price <= filters.price_max
+        if filters.in_stock is not None:
+            stock = p["in_stock"].map(lambda v: True if v is None or v != v else bool(v)).to_numpy(dtype=bool)
+            mask &= stock == filters.in_stock
+        return mask
+
+    def retrieve(self, query: str | None = None, query_image=None, k: int | None = None) -> Candidates:
+        """Candidates before ranking (all sources, fused)."""
+        self._check()
+        return self.retriever_.retrieve(query_text=query, query_image=query_image, k=k)
+
+    def score(self, query: str | None, rows: np.ndarray, user_id: str | None = None, query_image=None) -> np.ndarray:
+        """Ranker scores of given catalog rows for a query (no retrieval step)."""
+        self._check()
+        cands = self.retriever_.score_rows(query, np.asarray(rows, dtype=np.int64), query_image=query_image)
+        ukey = self.user_key(user_id)
+        personal = self.personal_.score(ukey, cands.rows) if ukey else None
+        scores, _ = self.ranker_.rank(query, cands, personal, user_key=ukey, engine=self)
+        return scores
+
+    def search(
+        self,
+        query: str | None = None,
+        user_id: str | None = None,
+        k: int = 10,
+        *,
+        query_image=None,
+        filters: Filters | None = None,
+        rules: Rules | None = None,
+        offset: int = 0,
+        personalize: bool = True,
+        explain: bool = False,
+        depth: int = 200,
+    ) -> Results:
+        """Search the catalog for a shopper.
+
+        Parameters
+        ----------
+        query : text query (may be None with ``query_image``).
+        user_id : raw shopper id; pseudonymised here, never stored raw.
+        k, offset : page size and start.
+        query_image : path, bytes or PIL image for image and image+text search.
+        filters, rules : structured filters and merchandising rules.
+        personalize : use the shopper's profile (off gives the anonymous ranking).
+        explain : attach per-source score breakdowns.
+        """
+        self._check()
+        needed = depth if not (filters and filters.active()) else max(depth, 2000)
+        cands = self.retriever_.retrieve(query_text=query, query_image=query_image, k=max(needed, offset + k))
+        keep = self._filter_mask(cands.rows, filters)
+        cands = Candidates(cands.rows[keep], cands.scores[keep], {s: v[keep] for s, v in cands.sources.items()})
+        ukey = self.user_key(user_id) if personalize else None
+        personal = self.personal_.score(ukey, cands.rows) if ukey else None
+        scores, expl = self.ranker_.rank(query, cands, personal, user_key=ukey, engine=self)
+        scores = self._apply_rules(cands.rows, scores, rules)
+        order = np.lexsort((cands.rows, -scores))[offset: offset + k]
+        return self._results(cands.rows[order], scores[order], [expl[i] for i in order] if explain else None)
+
+    def _apply_rules(self, rows: np.ndarray, scores: np.ndarray, rules: Rules | None) -> np.ndarray:
+        if rules is None:
+            return scores
+        scores = scores.copy()
+        ids = self.catalog_.ids[rows]
+        top = scores.max() if len(scores) else 0.0
+        span = (scores.max() - scores.min()) if len(scores) else 1.0
+        for i, pid in enumerate(ids):
+            if pid in rules.boost:
+                scores[i] += rules.boost[pid] * (span or 1.0)
+            if pid in rules.bury:
+                scores[i] -= 10 * (span or 1.0) + abs(top)
+        for rank, pid in enumerate(rules.pin):
+            hit = np.flatnonzero(ids == pid)
+            if len(hit):
+                scores[hit] = top + 10 * (span or 1.0) + (len(rules.pin) - rank)
+        return scores
+
+    def recommend(self, user_id: str | None, k: int = 10, exclude_seen: bool | None = None) -> Results:
+        """Home-feed recommendations for a shopper (popular products for strangers)."""
+        self._check()
+        excl = (not self.settings.repurchase) if exclude_seen is None else exclude_seen
+        rows, scores = self.personal_.recommend(self.user_key(user_id), k=k, exclude_seen=excl)
+        return self._results(rows, scores)
+
+    def similar(self, product_id: str, k: int = 10) -> Results:
+        """Products like this one, by behaviour and content."""
+        self._check()
+        row = self.catalog_.index_of(product_id)
+        rows, scores = self.personal_.similar(row, k=k)
+        if len(rows) < k:
+            crow, cscore = self.retriever_.similar(row, k=k)
+            fresh = ~np.isin(crow, rows)
+            base = scores.min() if len(scores) else 0.0
+            rows = np.concatenate([rows, crow[fresh]])[:k]
+            span = cscore[fresh].max() if fresh.any() else 1.0
+            scores = np.concatenate([scores, base - 1 + cscore[fresh] / (span or 1.0)])[:k]
+        return self._results(rows, scores)
+
+    # -- live updates ---------------------------------------------------------
+    def record_events(self, events: list[dict] | pd.DataFrame, durable: bool = True) -> int:
+        """Validate, store (durably, when a home store exists) and apply events.
+
+        Each event: user_id, product_id, event, and optionally timestamp,
+        query, session_id, request_id, position. Returns the number applied.
+        """
+        self._check()
+        df = pd.DataFrame(events) if not isinstance(events, pd.DataFrame) else events.copy()
+        if "timestamp" not in df or df["timestamp"].isna().all():
+            df["timestamp"] = pd.Timestamp.utcnow().tz_localize(None)
+        df, problems = coerce_table(df, EVENTS, "events")
+        rows = self.catalog_.indices(df["product_id"], missing="mark") if not problems else np.zeros(0)
+        if not problems:
+            for r in np.flatnonzero(rows < 0)[:20]:
+                problems.append(Problem("events", int(r) + 1, "product_id",
+                                        f"unknown product id {df['product_id'].iat[r]!r}"))
+        if problems:
+            raise DataValidationError(problems)
+        df["user_id"] = pseudonymize_series(df["user_id"], self.settings.secret)
+        with self._lock:
+            if durable:
+                self.store.append_events(df, pseudonymized=True)
+            for ukey, row, ev in zip(df["user_id"], rows, df["event"], strict=True):
+                self.personal_.observe(ukey, int(row), ev)
+        return len(df)
+
+    def record_event(self, user_id: str, product_id: str, event: str, **fields) -> None:
+        """Record one event; the shopper's next results reflect it at once."""
+        if event not in EVENT_TYPES:
+            raise VitrineError(f"unknown event type {event!r}; expected one of {list(EVENT_TYPES)}")
+        self.record_events([{"user_id": user_id, "product_id": product_id, "event": event, **fields}])
+
+    def forget_user(self, user_id: str) -> int:
+        """Erase a shopper: events, profile and per-user state. Returns stored rows removed."""
+        key = self.user_key(user_id)
+        with self._lock:
+            n = self.store.forget_user(key) if (self.home / STORE_FILE).exists() or self._store else 0
+            if hasattr(self, "personal_"):
+                self.personal_.forget(key)
+        return n
+
+    # -- catalog updates ------------------------------------------------------
+    def upsert_products(self, products: list[dict] | pd.DataFrame, durable: bool = True) -> list[str]:
+        """Add or replace products; they are searchable when this returns."""
+        self._check()
+        df = pd.DataFrame(products) if not isinstance(products, pd.DataFrame) else products
+        df, problems = coerce_table(df, PRODUCTS, "products")
+        if problems:
+            raise DataValidationError(problems)
+        with self._lock:
+            if durable:
+                self.store.upsert_products(df)
+            rows = self.catalog_.upsert(df)
+            self.retriever_.add(rows)
+        return list(df["product_id"])
+
+    def delete_product(self, product_id: str, durable: bool = True) -> None:
+        self._check()
+        with self._lock:
+            self.catalog_.delete(product_id)
+            if durable:
+                self.store.delete_product(product_id)
+
+    def product(self, product_id: str) -> dict:
+        self._check()
+        rec = self.catalog_.products.iloc[self.catalog_.index_of(product_id)].to_dict()
+        return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}
+
+    # -- persistence ----------------------------------------------------------
+    def save(self, home: str | Path | None = None) -> Path:
+        """Write the fitted engine atomically: a new version folder, then the CURRENT pointer."""
+        self._check()
+        home = Path(home) if home is not None else self.home
+        models = home / MODELS_DIR
+        version = self.version_ or time.strftime("%Y%m%d-%H%M%S")
+        final = models / version
+        tmp = models / f".{version}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with self._lock:
+            self.catalog_.save(tmp)
+            self.retriever_.save(tmp / "retriever")
+            self.personal_.save(tmp / "personal")
+            self.ranker_.save(tmp / "ranker")
+            root = str(self.catalog_.root) if self.catalog_.root else None
+            (tmp / "engine.json").write_text(json.dumps({"vitrine": __version__, "version": version, "root": root}))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        pointer = home / f".{CURRENT_FILE}.tmp-{os.getpid()}"
+        pointer.write_text(version)
+        os.replace(pointer, home / CURRENT_FILE)
+        return final
+
+    @classmethod
+    def load(cls, home: str | Path | None = None, settings: Settings | None = None) -> Engine:
+        """Load the current fitted engine from a home folder."""
+        self = cls(settings=settings, home=home)
+        current = self.home / CURRENT_FILE
+        if not current.exists():
+            raise VitrineError(f"{self.home}: no fitted model; run `vitrine fit --home {self.home}` first")
+        folder = self.home / MODELS_DIR / current.read_text().strip()
+        meta = json.loads((folder / "engine.json").read_text())
+        catalog = Catalog.load(folder, root=Path(meta["root"]) if meta.get("root") else None)
+        self.catalog_ = catalog
+        self.retriever_ = Retriever.load(folder / "retriever", catalog)
+        self.personal_ = Personalizer.load(folder / "personal", catalog)
+        self.ranker_ = SearchRanker.load(folder / "ranker")
+        self.version_ = meta["version"]
+        return self

@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics, protocols, counterfactual estimators, reports."""

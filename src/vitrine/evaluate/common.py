@@ -1,0 +1,31 @@
+"""Shared pieces of the evaluation protocols: the result record and splits."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class EvalReport:
+    """What `vitrine evaluate … --json` prints (the evaluation contract)."""
+
+    dataset: str
+    task: str
+    protocol: str
+    k: int
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if not d["extra"]:
+            d.pop("extra")
+        return d
+
+
+def stable_half(product_id: str) -> bool:
+    """The fixed half of products chosen by a hash of the id (cross-modal protocol)."""
+    return hashlib.md5(str(product_id).encode()).digest()[0] % 2 == 0

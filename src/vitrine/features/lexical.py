@@ -1,0 +1,193 @@
+"""Lexical retrieval: field-weighted BM25 over English and Chinese text.
+
+We keep our own small sparse implementation in the style of bm25s (scores
+precomputed into a CSC matrix, a query is a sum of columns) rather than
+calling bm25s directly, because we need two things it does not offer: field
+weights (a title match is worth more than a description match) and appending
+products one at a time on catalog upsert without rebuilding. A parity test
+checks the scores against bm25s on one field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+STOPWORDS = frozenset(
+    "a an and are as at be by for from has have in is it its of on or that the this to was were with "
+    "的 了 和 是 在 与 及".split()
+)
+DEFAULT_FIELDS: dict[str, float] = {
+    "title": 3.0, "brand": 2.0, "category": 1.5, "color": 1.5, "tags": 1.0, "description": 0.5,
+}
+
+
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(60)  # jieba logs its dictionary load at INFO on first use
+    return jieba
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens; Chinese runs are segmented with jieba.
+
+    English words are lightly stemmed (plural "s" dropped) so "shoes" meets "shoe".
+    """
+    if not text:
+        return []
+    text = text.lower()
+    if _CJK.search(text):
+        words = [w.strip() for w in _jieba().cut_for_search(text)]
+    else:
+        words = _WORD.findall(text)
+    out = []
+    for w in words:
+        if not w or w in STOPWORDS or not _WORD.fullmatch(w):
+            continue
+        if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and w.isascii():
+            w = w[:-1]
+        out.append(w)
+    return out
+
+
+class BM25Index:
+    """Field-weighted BM25 with incremental appends.
+
+    Parameters
+    ----------
+    fields : field name -> weight; a document's score is the weighted sum of
+        per-field BM25 scores.
+    k1, b : BM25 saturation and length normalisation.
+
+    Attributes
+    ----------
+    vocab_ : token -> column.
+    matrices_ : field -> CSC matrix (n_docs, n_terms) of precomputed scores.
+    """
+
+    def __init__(self, *, fields: dict[str, float] | None = None, k1: float = 1.2, b: float = 0.75) -> None:
+        self.fields = fields
+        self.k1 = k1
+        self.b = b
+
+    def _counts_vocab(self, token_lists):
+        rows, cols, tf = [], [], []
+        for i, toks in enumerate(token_lists):
+            counts: dict[int, int] = {}
+            for t in toks:
+                c = self.vocab_[t]
+                counts[c] = counts.get(c, 0) + 1
+            for c, n in counts.items():
+                rows.append(i)
+                cols.append(c)
+                tf.append(n)
+        return np.asarray(rows, np.int64), np.asarray(cols, np.int64), np.asarray(tf, np.float32)
+
+    def _weights(self, rows, cols, tf, lens, df, avgdl, n_docs) -> sp.csc_matrix:
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = self.k1 * (1 - self.b + self.b * lens[rows] / avgdl) if len(rows) else np.zeros(0)
+        w = idf[cols] * tf * (self.k1 + 1) / (tf + norm)
+        return sp.csc_matrix((w, (rows, cols)), shape=(len(lens), len(self.vocab_)), dtype=np.float32)
+
+    def _rebuild_vocab_tokens(self, docs, f):
+        toks = [tokenize(d.get(f) or "") for d in docs]
+        for ts in toks:
+            for t in ts:
+                self.vocab_.setdefault(t, len(self.vocab_))
+        return toks
+
+    def fit(self, docs: Sequence[dict[str, str]]) -> BM25Index:
+        fields = self.fields or DEFAULT_FIELDS
+        self.fields_ = dict(fields)
+        self.vocab_ = {}
+        self.n_docs_ = len(docs)
+        tokens = {f: self._rebuild_vocab_tokens(docs, f) for f in self.fields_}
+        self.matrices_, self.stats_ = {}, {}
+        for f in self.fields_:
+            lens = np.array([len(t) for t in tokens[f]], dtype=np.float32)
+            rows, cols, tf = self._counts_vocab(tokens[f])
+            df = np.bincount(cols, minlength=len(self.vocab_)).astype(np.float32)
+            avg = float(lens.mean()) if len(lens) and lens.mean() > 0 else 1.0
+            self.stats_[f] = {"df": df, "avgdl": avg}
+            self.matrices_[f] = self._weights(rows, cols, tf, lens, df, avg, self.n_docs_)
+        return self
+
+    def append(self, docs: Sequence[dict[str, str]]) -> None:
+        """Add documents as new rows, scored with the fitted IDF statistics.
+
+        New terms get the IDF of a term seen once; IDF is refreshed at the next fit.
+        """
+        for f in self.fields_:
+            toks = self._rebuild_vocab_tokens(docs, f)
+            st = self.stats_[f]
+            df = np.zeros(len(self.vocab_), dtype=np.float32)
+            df[: len(st["df"])] = st["df"]
+            df[len(st["df"]):] = 1.0
+            st["df"] = df
+            lens = np.array([len(t) for t in toks], dtype=np.float32)
+            rows, cols, tf = self._counts_vocab(toks)
+            new = self._weights(rows, cols, tf, lens, df, st["avgdl"], self.n_docs_)
+            old = self.matrices_[f].tocsr()
+            old.resize((old.shape[0], len(self.vocab_)))
+            self.matrices_[f] = sp.vstack([old, new], format="csc")
+        self.n_docs_ += len(docs)
+
+    def replace(self, row: int, doc: dict[str, str]) -> None:
+        """Re-score one document in place (catalog upsert of an existing product)."""
+        self.append([doc])
+        for f in self.fields_:
+            m = self.matrices_[f].tolil()
+            m[row] = m[m.shape[0] - 1]
+            self.matrices_[f] = m[:-1].tocsc()
+        self.n_docs_ -= 1
+
+    def score_fields(self, query: str) -> dict[str, np.ndarray]:
+        """Per-field BM25 scores of every document, each of shape (n_docs,)."""
+        cols = [self.vocab_[t] for t in tokenize(query) if t in self.vocab_]
+        out = {}
+        for f, m in self.matrices_.items():
+            if cols:
+                out[f] = np.asarray(m[:, cols].sum(axis=1)).ravel()
+            else:
+                out[f] = np.zeros(m.shape[0], dtype=np.float32)
+        return out
+
+    def score(self, query: str) -> np.ndarray:
+        """Weighted BM25 score of every document, shape (n_docs,)."""
+        per = self.score_fields(query)
+        total = np.zeros(self.n_docs_, dtype=np.float32)
+        for f, s in per.items():
+            total += self.fields_[f] * s
+        return total
+
+    def save(self, folder: Path) -> None:
+        import json
+
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "bm25_params.json").write_text(json.dumps(
+            {"fields": self.fields_, "k1": self.k1, "b": self.b, "n_docs": self.n_docs_,
+             "avgdl": {f: s["avgdl"] for f, s in self.stats_.items()}}))
+        (folder / "bm25_vocab.json").write_text(json.dumps(self.vocab_, ensure_ascii=False))
+        for f, m in self.matrices_.items():
+            sp.save_npz(folder / f"bm25_{f}.npz", m)
+            np.save(folder / f"bm25_{f}_df.npy", self.stats_[f]["df"], allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> BM25Index:
+        import json
+
+        p = json.loads((folder / "bm25_params.json").read_text())
+        self = cls(fields=p["fields"], k1=p["k1"], b=p["b"])
+        self.fields_ = p["fields"]
+        self.n_docs_ = p["n_docs"]
+        self.vocab_ = json.loads((folder / "bm25_vocab.json").read_text())
+        self.matrices_ = {f: sp.load_npz(folder / f"bm25_{f}.npz").tocsc() for f in self.fields_}
+        self.stats_ = {f: {"df": np.load(folder / f"bm25_{f}_df.npy"), "avgdl": p["avgdl"][f]} for f in self.fields_}
+        return self
