@@ -68,7 +68,8 @@ def synth(
         raise ValueError(f"--lang must be 'en' or 'zh', got {lang!r}")
     summary = generate(out, products=products, users=users, seed=seed, lang=lang,
                        sessions_per_user=sessions, progress=True)
-    typer.echo(json.dumps(summary.as_dict() if hasattr(summary, "as_dict") else str(summary), default=str))
+    counts = {k: v for k, v in vars(summary).items() if isinstance(v, int | float)}
+    typer.echo(json.dumps({"path": str(summary.path), **counts}))
 
 
 @app.command()

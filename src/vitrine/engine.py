@@ -263,7 +263,7 @@ class Engine:
         self._check()
         df = pd.DataFrame(events) if not isinstance(events, pd.DataFrame) else events.copy()
         if "timestamp" not in df or df["timestamp"].isna().all():
-            df["timestamp"] = pd.Timestamp.utcnow().tz_localize(None)
+            df["timestamp"] = pd.Timestamp.now("UTC").tz_localize(None)
         df, problems = coerce_table(df, EVENTS, "events")
         rows = self.catalog_.indices(df["product_id"], missing="mark") if not problems else np.zeros(0)
         if not problems:

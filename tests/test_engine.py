@@ -1,0 +1,127 @@
+"""The Engine facade end to end on a small synthetic shop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vitrine.engine import Engine, Filters, Rules
+from vitrine.errors import DataValidationError, NotFittedError, NotFoundError
+
+
+@pytest.fixture(scope="module")
+def fitted(small_shop, tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    engine = Engine(home=home)
+    engine.ingest(small_shop)
+    engine.fit()
+    engine.save()
+    yield engine
+    engine.close()
+
+
+def test_not_fitted_raises(tmp_path) -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        Engine(home=tmp_path).search("shoe")
+
+
+def test_fit_returns_self(small_shop, tmp_path) -> None:
+    engine = Engine(home=tmp_path)
+    assert engine.fit(small_shop) is engine
+
+
+def test_search_finds_matching_category(fitted: Engine) -> None:
+    products = fitted.catalog_.products
+    leaf = products["category"].dropna().iloc[0].split(" > ")[-1]
+    res = fitted.search(leaf.lower(), k=10)
+    assert len(res) == 10
+    cats = products.set_index("product_id").loc[res.item_ids, "category"]
+    assert (cats.str.endswith(leaf)).mean() >= 0.8
+
+
+def test_search_paging_and_filters(fitted: Engine) -> None:
+    page1 = fitted.search(None, k=5)
+    page2 = fitted.search(None, k=5, offset=5)
+    assert not set(page1.item_ids) & set(page2.item_ids)
+    cat = fitted.catalog_.products["category"].dropna().iloc[0].split(" > ")[0]
+    res = fitted.search(None, k=20, filters=Filters(category=cat, price_max=100.0))
+    rows = fitted.catalog_.products.set_index("product_id").loc[res.item_ids]
+    assert len(res) > 0
+    assert rows["category"].str.startswith(cat).all()
+    assert (rows["price"] <= 100.0).all()
+
+
+def test_rules_pin_and_bury(fitted: Engine) -> None:
+    base = fitted.search("shirt", k=10)
+    last, first = base.item_ids[-1], base.item_ids[0]
+    res = fitted.search("shirt", k=10, rules=Rules(pin=[last], bury=[first]))
+    assert res.item_ids[0] == last
+    assert first not in res.item_ids
+
+
+def test_record_event_changes_recommendations_at_once(fitted: Engine) -> None:
+    before = fitted.recommend("newcomer-1", k=10).item_ids
+    products = fitted.catalog_.products
+    # Buying in one leaf category should pull that category into the feed.
+    cat = products["category"].value_counts().index[-1]
+    picks = products.loc[products["category"] == cat, "product_id"].iloc[:3]
+    for pid in picks:
+        fitted.record_event("newcomer-1", pid, "purchase")
+    after = fitted.recommend("newcomer-1", k=10).item_ids
+    assert after != before
+    assert not set(picks) & set(after), "bought products are excluded by default"
+
+
+def test_forget_user_erases_store_and_profile(fitted: Engine) -> None:
+    pid = fitted.catalog_.ids[0]
+    fitted.record_event("erase-me", pid, "click")
+    key = fitted.user_key("erase-me")
+    assert fitted.personal_.knows(key)
+    removed = fitted.forget_user("erase-me")
+    assert removed >= 1
+    assert not fitted.personal_.knows(key)
+    left = fitted.store.query("SELECT count(*) AS n FROM events WHERE user_id = ?", [key])["n"].iat[0]
+    assert left == 0
+
+
+def test_bad_event_is_refused_whole(fitted: Engine) -> None:
+    n0 = fitted.store.counts()["events"]
+    good = {"user_id": "x", "product_id": fitted.catalog_.ids[0], "event": "click"}
+    bad = {"user_id": "x", "product_id": "no-such-product", "event": "click"}
+    with pytest.raises(DataValidationError, match="product_id"):
+        fitted.record_events([good, bad])
+    with pytest.raises(DataValidationError, match="unknown event type"):
+        fitted.record_events([{**good, "event": "teleport"}])
+    assert fitted.store.counts()["events"] == n0
+
+
+def test_upsert_is_searchable_at_once_and_delete_hides(fitted: Engine) -> None:
+    fitted.upsert_products([{"product_id": "zz-new", "title": "Quixotic zebra lamp", "price": 12.0}])
+    assert fitted.search("quixotic zebra", k=3).item_ids[0] == "zz-new"
+    fitted.delete_product("zz-new")
+    assert "zz-new" not in fitted.search("quixotic zebra", k=3).item_ids
+
+
+def test_similar_excludes_itself(fitted: Engine) -> None:
+    pid = fitted.catalog_.ids[5]
+    res = fitted.similar(pid, k=5)
+    assert len(res) == 5 and pid not in res.item_ids
+    with pytest.raises(NotFoundError):
+        fitted.similar("nope")
+
+
+def test_save_load_roundtrip(fitted: Engine) -> None:
+    loaded = Engine.load(fitted.home)
+    q = "dress"
+    assert loaded.search(q, k=10).item_ids == fitted.search(q, k=10).item_ids or len(loaded.catalog_) != len(
+        fitted.catalog_
+    )
+    np.testing.assert_array_equal(loaded.catalog_.ids[:600], fitted.catalog_.ids[:600])
+
+
+def test_user_ids_are_pseudonymised(fitted: Engine, small_shop) -> None:
+    raw = pd.read_parquet(small_shop / "events.parquet")["user_id"].iloc[0]
+    stored = fitted.store.query("SELECT DISTINCT user_id FROM events")["user_id"]
+    assert raw not in set(stored)
+    assert fitted.user_key(raw) in set(stored)
