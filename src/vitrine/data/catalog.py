@@ -17,6 +17,16 @@ from vitrine.data.schema import PRODUCTS
 from vitrine.errors import NotFoundError
 
 
+def _missing(v: object) -> bool:
+    """True for None, NaN, NaT and pd.NA (scalars only)."""
+    if v is None:
+        return True
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):  # arrays and lists are values, not "missing"
+        return False
+
+
 class Catalog:
     """Products table plus id <-> row mapping and an active mask.
 
@@ -61,11 +71,11 @@ class Catalog:
 
     def text(self, i: int, field: str) -> str:
         v = self.products.at[i, field]
-        return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+        return "" if _missing(v) else str(v)
 
     def image_path(self, i: int) -> str | None:
         v = self.products.at[i, "image"]
-        if v is None or (isinstance(v, float) and np.isnan(v)) or not str(v):
+        if _missing(v) or not str(v):
             return None
         v = str(v)
         if "://" in v or self.root is None or Path(v).is_absolute():
@@ -73,23 +83,40 @@ class Catalog:
         return str(self.root / v)
 
     def upsert(self, products: pd.DataFrame) -> np.ndarray:
-        """Insert new products or replace existing ones; return their rows."""
-        rows = []
-        for rec in products.to_dict("records"):
+        """Insert new products or replace existing ones; return their rows.
+
+        Replaced products keep their row; new ones are appended in one
+        concatenation (so a large batch costs one copy of the table, not one
+        per product). Within a batch, the last record of an id wins.
+        """
+        recs = products.reset_index(drop=True)
+        for col in PRODUCTS.names:
+            if col not in recs:
+                recs[col] = None
+        recs = recs[PRODUCTS.names]
+        ids = recs["product_id"].tolist()
+        last = recs.drop_duplicates("product_id", keep="last")
+        new_ids: list = []
+        for rec in last.to_dict("records"):
             pid = rec["product_id"]
-            row = {c: rec.get(c) for c in PRODUCTS.names}
-            if pid in self._index:
-                i = self._index[pid]
-                for c, v in row.items():
-                    self.products.at[i, c] = v
-                self.active[i] = True
+            i = self._index.get(pid)
+            if i is None:
+                new_ids.append(pid)
+                continue
+            for c, v in rec.items():
+                self.products.at[i, c] = v
+            self.active[i] = True
+        if new_ids:
+            fresh = last[last["product_id"].isin(set(new_ids))]
+            start = len(self.products)
+            if start:
+                self.products = pd.concat([self.products, fresh], ignore_index=True)
             else:
-                i = len(self.products)
-                self.products.loc[i] = row
-                self._index[pid] = i
-                self.active = np.append(self.active, True)
-            rows.append(i)
-        return np.asarray(rows, dtype=np.int64)
+                self.products = fresh.reset_index(drop=True).copy()
+            for k, pid in enumerate(fresh["product_id"]):
+                self._index[pid] = start + k
+            self.active = np.concatenate([self.active, np.ones(len(fresh), dtype=bool)])
+        return np.asarray([self._index[p] for p in ids], dtype=np.int64)
 
     def delete(self, product_id: str) -> int:
         i = self.index_of(product_id)

@@ -11,6 +11,7 @@ rows are dropped or the field cleared, and the count is reported.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,16 +89,37 @@ def find_table(folder: Path, name: str) -> Path | None:
 
 def read_file(path: Path) -> pd.DataFrame:
     """Read a Parquet, CSV or JSONL file with every column as given (CSV as strings)."""
+    if path.suffix not in TABLE_FORMATS:
+        raise VitrineError(f"{path}: unknown table format; use one of {', '.join(TABLE_FORMATS)}")
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
         if path.suffix == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
+        if path.stat().st_size == 0:
+            return pd.DataFrame()
+        return pd.read_json(path, lines=True, dtype=False)
     except Exception as exc:  # parser errors vary by format; all mean "unreadable"
-        raise DataValidationError([Problem(path.name, None, None, f"cannot be read: {exc}")]) from exc
-    raise VitrineError(f"{path}: unknown table format; use one of {', '.join(TABLE_FORMATS)}")
+        row = _bad_jsonl_line(path) if path.suffix == ".jsonl" else None
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataValidationError([Problem(path.name, row, None, f"cannot be read: {detail}")]) from exc
+
+
+def _bad_jsonl_line(path: Path) -> int | None:
+    """1-based number of the first line of a JSONL file that is not a JSON object."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    if not isinstance(json.loads(line), dict):
+                        return n
+                except ValueError:
+                    return n
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
 
 
 class _Checker:
@@ -118,9 +140,19 @@ class _Checker:
 
 
 def _as_str(s: pd.Series) -> pd.Series:
-    out = s.astype("object")
-    out = out.where(s.notna(), None)
-    return out.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype("object")
+    """Text as an object column of str and None (ids given as numbers become their digits)."""
+    present = s.notna()
+    if pd.api.types.is_float_dtype(s):
+        vals = s.to_numpy(dtype="float64", na_value=np.nan)
+        fin = vals[np.isfinite(vals)]
+        if len(fin) and np.all(fin == np.round(fin)) and np.abs(fin).max() < 2**53:
+            # JSONL integer ids with gaps are read as floats: 7.0 means "7".
+            s = pd.Series(np.where(np.isfinite(vals), vals, 0).astype(np.int64), index=s.index)
+    if pd.api.types.is_string_dtype(s):  # all str already (C-level check): no per-value work
+        out = s.astype("object")
+    else:
+        out = s.astype("object").map(lambda v: v if isinstance(v, str) else str(v))
+    return out.where(present, None)
 
 
 def _tags(s: pd.Series) -> pd.Series:
@@ -169,13 +201,21 @@ def _number(s: pd.Series, chk: _Checker, column: str, kind: str, lo, hi) -> pd.S
 
 def _timestamp(s: pd.Series, chk: _Checker, column: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(s):
-        out = pd.to_datetime(s).dt.tz_localize(None) if getattr(s.dt, "tz", None) else pd.to_datetime(s)
+        out = pd.to_datetime(s).dt.tz_convert(None) if getattr(s.dt, "tz", None) else pd.to_datetime(s)
         return out.astype("datetime64[ns]")
+    if pd.api.types.is_bool_dtype(s):
+        chk.flag(s.notna().to_numpy(), column, lambda r: f"cannot parse timestamp {s.iloc[r]!r}")
+        return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
     num = pd.to_numeric(s, errors="coerce")
     if num.notna().sum() == s.notna().sum() and s.notna().any():
-        # Integers are epoch seconds (or milliseconds when they look like it).
+        # Numbers are epoch seconds (or milliseconds when they look like it).
         unit = "ms" if num.abs().max() > 1e11 else "s"
-        return pd.to_datetime(num, unit=unit, errors="coerce").astype("datetime64[ns]")
+        vals = num.to_numpy(dtype="float64", na_value=np.nan)
+        limit = 9.2e12 if unit == "s" else 9.2e15  # datetime64[ns] ends in 2262
+        bad = ~np.isfinite(vals) & s.notna().to_numpy() | (np.abs(np.nan_to_num(vals)) > limit)
+        chk.flag(bad, column, lambda r: f"cannot parse timestamp {s.iloc[r]!r} (epoch {unit} out of range)")
+        vals = np.where(bad, np.nan, vals)
+        return pd.to_datetime(pd.Series(vals, index=s.index), unit=unit, errors="coerce").astype("datetime64[ns]")
     out = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
     bad = (out.isna() & s.notna()).to_numpy()
     chk.flag(bad, column, lambda r: f"cannot parse timestamp {s.iloc[r]!r}")
@@ -201,9 +241,13 @@ def coerce_table(df: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.DataF
             continue
         s = df[col.name]
         if col.required:
-            chk.flag(s.isna().to_numpy(), col.name, lambda r: "required value is empty")
+            empty = s.isna().to_numpy()
+            if col.kind == "str":
+                text = _as_str(s)
+                empty = empty | (text.str.strip() == "").fillna(False).to_numpy(dtype=bool)
+            chk.flag(empty, col.name, lambda r: "required value is empty")
         if col.kind == "str":
-            out[col.name] = _as_str(s)
+            out[col.name] = text if col.required else _as_str(s)
         elif col.kind == "tags":
             out[col.name] = _tags(s)
         elif col.kind in ("float", "int"):
@@ -223,10 +267,13 @@ def coerce_table(df: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.DataF
     if spec.name == "products":
         pid = out["product_id"]
         dup = pid.duplicated(keep="first").to_numpy() & pid.notna().to_numpy()
-        first = {}
-        for i, p in enumerate(pid):
-            first.setdefault(p, i)
-        chk.flag(dup, "product_id", lambda r: f"duplicate product id {pid.iloc[r]!r} (first at row {first[pid.iloc[r]] + 1})")
+        if dup.any():
+            codes, _ = pd.factorize(pid)
+            first_of_code = np.full(codes.max() + 2, -1, dtype=np.int64)
+            order = np.arange(len(codes))[::-1]
+            first_of_code[codes[::-1]] = order  # last write wins: the earliest row
+            chk.flag(dup, "product_id",
+                     lambda r: f"duplicate product id {pid.iat[r]!r} (first at row {first_of_code[codes[r]] + 1})")
     return out, chk.problems
 
 
@@ -241,15 +288,38 @@ def _drop_unknown(df: pd.DataFrame, known: set[str], file: str, warnings: list[W
     return df
 
 
+def _files_in(folder: str, cache: dict[str, frozenset[str]]) -> frozenset[str]:
+    if folder not in cache:
+        try:
+            with os.scandir(folder) as it:
+                cache[folder] = frozenset(e.name for e in it if e.is_file())
+        except OSError:
+            cache[folder] = frozenset()
+    return cache[folder]
+
+
 def _check_images(products: pd.DataFrame, root: Path, file: str, warnings: list[Warning_]) -> None:
+    """Clear (with a counted warning) local image paths that name no file.
+
+    One directory listing per folder instead of one ``stat`` per product, so a
+    million products with images in one folder cost one ``scandir``.
+    """
     img = products["image"]
     has = img.notna().to_numpy()
     local = has & ~img.fillna("").str.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://").to_numpy()
     missing = np.zeros(len(products), dtype=bool)
-    for i in np.flatnonzero(local):
-        p = Path(img.iat[i])
-        if not (p if p.is_absolute() else root / p).is_file():
-            missing[i] = True
+    idx = np.flatnonzero(local)
+    if len(idx):
+        rel = pd.Series(img.to_numpy(dtype=object)[idx]).map(str)
+        full = rel.where(rel.str.startswith("/"), str(root) + os.sep + rel)
+        full = full.map(os.path.normpath)
+        parent = full.map(os.path.dirname)
+        base = full.map(os.path.basename)
+        cache: dict[str, frozenset[str]] = {}
+        ok = np.fromiter(
+            (b in _files_in(d, cache) for d, b in zip(parent, base, strict=True)), dtype=bool, count=len(idx)
+        )
+        missing[idx[~ok]] = True
     if missing.any():
         rows = (np.flatnonzero(missing) + 1).tolist()
         warnings.append(Warning_(file, "image", "image file not found; product kept without image", len(rows), rows[:20]))

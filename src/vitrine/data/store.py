@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -98,6 +100,7 @@ class Store:
         return ds
 
     def write(self, ds: Dataset) -> None:
+        """Store a validated dataset in one transaction (all of it or nothing)."""
         events = self._pseudonymized(ds.events, ds.pseudonymized)
         reviews = self._pseudonymized(ds.reviews, ds.pseudonymized)
         products = ds.products
@@ -108,20 +111,22 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 if products is not None and len(products):
-                    con.register("_p", products[PRODUCTS.names])
-                    con.execute("INSERT OR REPLACE INTO products SELECT * FROM _p")
-                    con.execute("DELETE FROM deleted_products WHERE product_id IN (SELECT product_id FROM _p)")
-                    con.unregister("_p")
+                    self._upsert_products(products)
                 if reviews is not None and len(reviews):
-                    con.register("_r", reviews[REVIEWS.names])
-                    con.execute("INSERT INTO reviews SELECT * FROM _r")
-                    con.unregister("_r")
+                    with _registered(con, "_r", reviews[REVIEWS.names]):
+                        con.execute("INSERT INTO reviews SELECT * FROM _r")
                 if events is not None and len(events):
                     self._append_events(events)
                 con.execute("COMMIT")
-            except Exception:
+            except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+    def _upsert_products(self, products: pd.DataFrame) -> None:
+        con = self._con
+        with _registered(con, "_p", products[PRODUCTS.names]):
+            con.execute("INSERT OR REPLACE INTO products SELECT * FROM _p")
+            con.execute("DELETE FROM deleted_products WHERE product_id IN (SELECT product_id FROM _p)")
 
     def _pseudonymized(self, df: pd.DataFrame | None, already: bool) -> pd.DataFrame | None:
         if df is None or already or "user_id" not in df:
@@ -133,19 +138,18 @@ class Store:
 
     def _append_events(self, events: pd.DataFrame) -> None:
         con = self._con
-        con.register("_e", events[EVENTS.names])
-        con.execute("INSERT INTO events SELECT * FROM _e")
-        con.execute(
-            """
-            INSERT INTO users
-            SELECT user_id, min(timestamp), max(timestamp), count(*) FROM _e GROUP BY user_id
-            ON CONFLICT (user_id) DO UPDATE SET
-              first_seen = least(users.first_seen, excluded.first_seen),
-              last_seen = greatest(users.last_seen, excluded.last_seen),
-              n_events = users.n_events + excluded.n_events
-            """
-        )
-        con.unregister("_e")
+        with _registered(con, "_e", events[EVENTS.names]):
+            con.execute("INSERT INTO events SELECT * FROM _e")
+            con.execute(
+                """
+                INSERT INTO users
+                SELECT user_id, min(timestamp), max(timestamp), count(*) FROM _e GROUP BY user_id
+                ON CONFLICT (user_id) DO UPDATE SET
+                  first_seen = least(users.first_seen, excluded.first_seen),
+                  last_seen = greatest(users.last_seen, excluded.last_seen),
+                  n_events = users.n_events + excluded.n_events
+                """
+            )
 
     def append_events(self, events: pd.DataFrame, pseudonymized: bool = True) -> int:
         """Append validated events durably (committed before returning)."""
@@ -155,7 +159,7 @@ class Store:
             try:
                 self._append_events(events)
                 self._con.execute("COMMIT")
-            except Exception:
+            except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
         return len(events)
@@ -164,10 +168,17 @@ class Store:
         self.write(Dataset(products=products, pseudonymized=True))
 
     def delete_product(self, product_id: str) -> bool:
+        """Remove a product and remember the deletion; return whether it was stored."""
         with self._lock:
-            n = self._con.execute("SELECT count(*) FROM products WHERE product_id = ?", [product_id]).fetchone()[0]
-            self._con.execute("DELETE FROM products WHERE product_id = ?", [product_id])
-            self._con.execute("INSERT OR IGNORE INTO deleted_products VALUES (?)", [product_id])
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                n = self._con.execute("SELECT count(*) FROM products WHERE product_id = ?", [product_id]).fetchone()[0]
+                self._con.execute("DELETE FROM products WHERE product_id = ?", [product_id])
+                self._con.execute("INSERT OR IGNORE INTO deleted_products VALUES (?)", [product_id])
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
         return bool(n)
 
     # -- erasure --------------------------------------------------------------
@@ -183,7 +194,7 @@ class Store:
                     ).fetchone()[0]
                     self._con.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_key])
                 self._con.execute("COMMIT")
-            except Exception:
+            except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
         return n
@@ -213,6 +224,16 @@ class Store:
             meta={"name": self.path.parent.name},
             pseudonymized=True,
         )
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> Iterator[None]:
+    """Expose ``df`` to SQL as ``name`` for the duration of the block."""
+    con.register(name, df)
+    try:
+        yield
+    finally:
+        con.unregister(name)
 
 
 def _absolute_images(products: pd.DataFrame, root: Path) -> pd.DataFrame:
