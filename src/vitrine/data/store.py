@@ -18,8 +18,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from vitrine.data.dataset import Dataset, load_dataset
+from vitrine.data.dataset import Dataset, coerce_table, load_dataset
 from vitrine.data.schema import EVENTS, PRODUCTS, REVIEWS, TableSpec
+from vitrine.errors import DataValidationError
 
 _SQL_TYPES = {"str": "VARCHAR", "tags": "VARCHAR", "float": "DOUBLE", "int": "BIGINT",
               "bool": "BOOLEAN", "timestamp": "TIMESTAMP"}
@@ -152,7 +153,15 @@ class Store:
             )
 
     def append_events(self, events: pd.DataFrame, pseudonymized: bool = True) -> int:
-        """Append validated events durably (committed before returning)."""
+        """Append events durably (committed before returning).
+
+        Frames that are not yet in canonical form (missing optional columns)
+        are validated first; problems raise ``DataValidationError``.
+        """
+        if any(c not in events.columns for c in EVENTS.names):
+            events, problems = coerce_table(events, EVENTS, "events")
+            if problems:
+                raise DataValidationError(problems)
         events = self._pseudonymized(events, pseudonymized)
         with self._lock:
             self._con.execute("BEGIN TRANSACTION")

@@ -1,0 +1,239 @@
+"""The DuckDB store: atomic ingest, idempotent upserts, pseudonymisation, erasure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vitrine.config import Settings
+from vitrine.data.store import Store, pseudonymize, pseudonymize_series
+from vitrine.engine import Engine
+from vitrine.errors import DataValidationError
+
+
+
+def write_table(folder: Path, name: str, rows: list[dict], fmt: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.{fmt}"
+    df = pd.DataFrame(rows)
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    elif fmt == "jsonl":
+        df.to_json(path, orient="records", lines=True)
+    else:
+        df.to_parquet(path, index=False)
+    return path
+
+
+RAW_USERS = ("alice.raw.id.7391", "bob.raw.id.2846", "carol.raw.id.5512")
+SECRET = "store-test-secret"
+
+
+def make_shop(folder: Path, fmt: str = "parquet", price: float = 10.0) -> Path:
+    products = [{"product_id": f"p{i}", "title": f"thing {i}", "price": price + i} for i in range(5)]
+    events = [
+        {"user_id": u, "product_id": f"p{(j + k) % 5}", "timestamp": f"2024-01-0{k + 1}T10:00:00",
+         "event": "click", "session_id": f"s{j}{k}"}
+        for j, u in enumerate(RAW_USERS) for k in range(3)
+    ]
+    reviews = [{"product_id": "p1", "text": "good", "rating": 4, "user_id": u} for u in RAW_USERS]
+    write_table(folder, "products", products, fmt)
+    write_table(folder, "events", events, fmt)
+    write_table(folder, "reviews", reviews, fmt)
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store(tmp_path / "home" / "store.duckdb", secret=SECRET)
+    yield s
+    s.close()
+
+
+# -- atomicity ------------------------------------------------------------------
+
+
+def test_bad_events_with_good_products_change_nothing(store, tmp_path):
+    shop = make_shop(tmp_path / "shop")
+    store.ingest(shop)
+    before = store.counts()
+    bad = tmp_path / "bad"
+    write_table(bad, "products", [{"product_id": "new1", "price": 1.0}, {"product_id": "p0", "price": 999.0}], "csv")
+    write_table(bad, "events", [{"user_id": "x", "product_id": "new1", "timestamp": "never", "event": "click"}], "csv")
+    with pytest.raises(DataValidationError, match="events.csv row 1, field 'timestamp'"):
+        store.ingest(bad)
+    assert store.counts() == before
+    assert store.query("SELECT price FROM products WHERE product_id = 'p0'")["price"].item() == 10.0
+    assert store.query("SELECT count(*) AS n FROM products WHERE product_id = 'new1'")["n"].item() == 0
+
+
+def test_failure_mid_write_rolls_back(store, tmp_path, monkeypatch):
+    store.ingest(make_shop(tmp_path / "shop"))
+    before = store.counts()
+    prices = store.query("SELECT product_id, price FROM products ORDER BY product_id")
+
+    def boom(self, events):
+        raise RuntimeError("disk full (simulated)")
+
+    monkeypatch.setattr(Store, "_append_events", boom)
+    with pytest.raises(RuntimeError, match="simulated"):
+        store.ingest(make_shop(tmp_path / "shop2", price=50.0))  # products and reviews written first
+    assert store.counts() == before
+    assert store.query("SELECT product_id, price FROM products ORDER BY product_id").equals(prices)
+    monkeypatch.undo()
+    store.ingest(make_shop(tmp_path / "shop2", price=50.0))  # the store is still usable
+    assert store.counts()["events"] == 2 * before["events"]
+
+
+def test_rollback_survives_reopen(tmp_path, monkeypatch):
+    path = tmp_path / "home" / "store.duckdb"
+    with Store(path, secret=SECRET) as s:
+        s.ingest(make_shop(tmp_path / "shop"))
+        before = s.counts()
+        monkeypatch.setattr(Store, "_append_events", lambda self, e: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            s.ingest(make_shop(tmp_path / "shop2", price=70.0))
+    monkeypatch.undo()
+    with Store(path, secret=SECRET) as s:
+        assert s.counts() == before
+        assert s.query("SELECT max(price) AS m FROM products")["m"].item() == 14.0
+
+
+# -- idempotence ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_products_upsert_idempotently_and_events_append(store, tmp_path, fmt):
+    shop = make_shop(tmp_path / "shop", fmt)
+    store.ingest(shop)
+    first = store.counts()
+    assert first == {"products": 5, "reviews": 3, "events": 9, "users": 3}
+    store.ingest(shop)
+    second = store.counts()
+    assert second["products"] == 5 and second["users"] == 3
+    assert second["events"] == 18 and second["reviews"] == 6
+    n = store.query("SELECT sum(n_events) AS n FROM users")["n"].item()
+    assert n == 18
+    store.ingest(make_shop(tmp_path / "shop2", fmt, price=20.0))  # changed products replace the old ones
+    assert store.counts()["products"] == 5
+    assert store.query("SELECT min(price) AS m FROM products")["m"].item() == 20.0
+
+
+def test_user_first_and_last_seen(store, tmp_path):
+    store.ingest(make_shop(tmp_path / "shop"))
+    key = pseudonymize(RAW_USERS[0], SECRET)
+    row = store.query("SELECT * FROM users WHERE user_id = ?", [key]).iloc[0]
+    assert row["first_seen"] == pd.Timestamp("2024-01-01 10:00") and row["last_seen"] == pd.Timestamp("2024-01-03 10:00")
+    assert row["n_events"] == 3
+
+
+def test_delete_and_reinsert_product(store, tmp_path):
+    store.ingest(make_shop(tmp_path / "shop"))
+    assert store.delete_product("p0") is True
+    assert store.delete_product("nope") is False
+    assert "p0" not in store.product_ids()
+    assert set(store.query("SELECT product_id FROM deleted_products")["product_id"]) == {"p0", "nope"}
+    store.ingest(make_shop(tmp_path / "shop"))
+    assert "p0" in store.product_ids()
+    assert set(store.query("SELECT product_id FROM deleted_products")["product_id"]) == {"nope"}
+
+
+def test_to_dataset_round_trip(store, tmp_path):
+    store.ingest(make_shop(tmp_path / "shop"))
+    ds = store.to_dataset()
+    assert ds.pseudonymized and len(ds.products) == 5 and len(ds.events) == 9 and len(ds.reviews) == 3
+    assert ds.events["timestamp"].is_monotonic_increasing
+    other = Store(tmp_path / "h2" / "s.duckdb", secret=SECRET)
+    other.write(ds)  # already pseudonymised: not hashed twice
+    assert set(other.query("SELECT user_id FROM users")["user_id"]) == set(store.query("SELECT user_id FROM users")["user_id"])
+    other.close()
+
+
+# -- pseudonymisation -------------------------------------------------------------
+
+
+def _all_bytes(folder: Path) -> bytes:
+    return b"".join(f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file())
+
+
+def test_raw_user_ids_never_reach_disk(tmp_path):
+    home = tmp_path / "home"
+    shop = make_shop(tmp_path / "shop")
+    s = Store(home / "store.duckdb", secret=SECRET)
+    s.ingest(shop)
+    s.append_events(pd.DataFrame([{"user_id": "dave.raw.id.9120", "product_id": "p1",
+                                   "timestamp": pd.Timestamp("2024-02-01"), "event": "purchase"}]), pseudonymized=False)
+    assert s.counts()["users"] == 4
+    blob_open = _all_bytes(home)  # WAL included while the store is open
+    s.close()
+    blob = _all_bytes(home) + blob_open
+    assert len(blob) > 0
+    for raw in (*RAW_USERS, "dave.raw.id.9120"):
+        assert raw.encode() not in blob
+        assert raw.encode("utf-16-le") not in blob
+    for key in (pseudonymize(u, SECRET) for u in RAW_USERS):
+        with Store(home / "store.duckdb", secret=SECRET) as s2:
+            assert s2.query("SELECT count(*) AS n FROM events WHERE user_id = ?", [key])["n"].item() == 3
+
+
+def test_pseudonymize_is_keyed_and_stable():
+    a = pseudonymize("alice", "k1")
+    assert a == pseudonymize("alice", "k1")
+    assert a != pseudonymize("alice", "k2")
+    assert a != pseudonymize("bob", "k1")
+    assert len(a) == 32 and "alice" not in a
+    s = pseudonymize_series(pd.Series(["alice", "bob", "alice", 42]), "k1")
+    assert s.tolist() == [a, pseudonymize("bob", "k1"), a, pseudonymize("42", "k1")]
+    assert pseudonymize_series(pd.Series([], dtype=object), "k1").empty
+
+
+def test_different_secrets_give_different_keys(tmp_path):
+    shop = make_shop(tmp_path / "shop")
+    keys = []
+    for secret in ("one", "two"):
+        with Store(tmp_path / secret / "s.duckdb", secret=secret) as s:
+            s.ingest(shop)
+            keys.append(set(s.query("SELECT user_id FROM users")["user_id"]))
+    assert len(keys[0]) == len(keys[1]) == 3
+    assert not keys[0] & keys[1]
+    assert keys[0] == {pseudonymize(u, "one") for u in RAW_USERS}
+
+
+# -- erasure ----------------------------------------------------------------------
+
+
+def _per_user(store: Store) -> dict[str, tuple[int, int, int]]:
+    out = {}
+    for u in RAW_USERS:
+        k = pseudonymize(u, SECRET)
+        out[u] = tuple(
+            store.query(f"SELECT count(*) AS n FROM {t} WHERE user_id = ?", [k])["n"].item()
+            for t in ("events", "reviews", "users")
+        )
+    return out
+
+
+def test_store_forget_user(store, tmp_path):
+    store.ingest(make_shop(tmp_path / "shop"))
+    before = store.counts()
+    n = store.forget_user(pseudonymize(RAW_USERS[1], SECRET))
+    assert n == 3 + 1 + 1
+    per = _per_user(store)
+    assert per[RAW_USERS[1]] == (0, 0, 0)
+    assert per[RAW_USERS[0]] == per[RAW_USERS[2]] == (3, 1, 1)
+    after = store.counts()
+    assert after == {"products": before["products"], "events": 6, "reviews": 2, "users": 2}
+    assert store.forget_user(pseudonymize("nobody", SECRET)) == 0
+
+
+def test_engine_forget_user(tmp_path):
+    engine = Engine(settings=Settings(secret=SECRET), home=tmp_path / "home")
+    engine.ingest(make_shop(tmp_path / "shop"))
+    assert engine.forget_user(RAW_USERS[0]) == 5
+    per = _per_user(engine.store)
+    assert per[RAW_USERS[0]] == (0, 0, 0) and per[RAW_USERS[1]] == (3, 1, 1)
+    assert engine.store.counts()["products"] == 5
+    assert engine.forget_user(RAW_USERS[0]) == 0
+    engine.close()
