@@ -323,7 +323,7 @@ def test_missing_image_files_are_counted_and_cleared(tmp_path, fmt):
     assert (w.file, w.column, w.count, w.examples) == (f"products.{fmt}", "image", 3, [2, 6, 7])
     img = ds.products["image"].tolist()
     assert img[0] == "img/a.png" and img[2].startswith("https://") and img[4].endswith("a.png")
-    assert img[1] is None and img[5] is None and img[6] is None
+    assert pd.isna(img[1]) and pd.isna(img[5]) and pd.isna(img[6])
     assert len(ds.products) == 7  # products are kept, only the image is cleared
     assert not load_dataset(d, check_images=False).warnings
 
@@ -411,6 +411,7 @@ def test_booleans_and_numbers_from_text(tmp_path):
     write_table(tmp_path / "d", "products", rows, "csv")
     p = load_dataset(tmp_path / "d").products
     assert p["in_stock"].tolist() == [True, False, None]
+    assert p["product_id"].dtype == "str"
     assert p["price"].tolist()[:2] == [1.5, 0.0] and np.isnan(p["price"].iloc[2])
 
 

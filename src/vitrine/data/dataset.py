@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from vitrine.data.schema import EVENT_TYPES, SPLITS, TABLE_FORMATS, TABLES, TableSpec
 from vitrine.errors import DataValidationError, Problem, VitrineError
@@ -48,8 +50,10 @@ class Dataset:
     ----------
     products, events, reviews, judgments, candidates : DataFrame or None
         Tables as in ARCHITECTURE.md; absent tables are None. Every column of
-        the spec is present (missing optional columns are filled with nulls),
-        tags are "|"-joined strings and timestamps are ``datetime64[ns]``.
+        the spec is present (missing optional columns are filled with nulls);
+        text columns (tags "|"-joined) are pandas' ``str`` dtype with NaN for
+        missing, numbers float64 (NaN for missing), booleans object
+        (True/False/None) and timestamps naive UTC ``datetime64[ns]``.
     root : Path or None
         Folder that image paths are relative to.
     meta : dict
@@ -139,8 +143,15 @@ class _Checker:
             )
 
 
+STR_DTYPE = pd.StringDtype(na_value=np.nan)  # pandas' default "str": Arrow-backed when pyarrow is there
+
+
 def _as_str(s: pd.Series) -> pd.Series:
-    """Text as an object column of str and None (ids given as numbers become their digits)."""
+    """Text as pandas' ``str`` dtype, missing values NaN (ids given as numbers become their digits).
+
+    Columns that already hold text (Parquet strings, CSV) are kept as they
+    are, without a Python object per value: 10M-row logs stay cheap.
+    """
     present = s.notna()
     if pd.api.types.is_float_dtype(s):
         vals = s.to_numpy(dtype="float64", na_value=np.nan)
@@ -148,14 +159,41 @@ def _as_str(s: pd.Series) -> pd.Series:
         if len(fin) and np.all(fin == np.round(fin)) and np.abs(fin).max() < 2**53:
             # JSONL integer ids with gaps are read as floats: 7.0 means "7".
             s = pd.Series(np.where(np.isfinite(vals), vals, 0).astype(np.int64), index=s.index)
-    if pd.api.types.is_string_dtype(s):  # all str already (C-level check): no per-value work
-        out = s.astype("object")
+    if isinstance(s.dtype, pd.StringDtype):
+        out = s
+    elif pd.api.types.is_string_dtype(s):  # object column of str and nulls
+        out = s.where(present, None).astype(STR_DTYPE)
     else:
-        out = s.astype("object").map(lambda v: v if isinstance(v, str) else str(v))
-    return out.where(present, None)
+        out = s.astype("object").map(lambda v: v if isinstance(v, str) else str(v)).astype(STR_DTYPE)
+    if out.dtype != STR_DTYPE:
+        out = out.astype(STR_DTYPE)
+    return out.where(present)
+
+
+def _to_arrow(values) -> pa.Array:
+    if isinstance(values, pd.Series):
+        arr = pa.array(values if isinstance(values.dtype, pd.StringDtype) else values.astype(STR_DTYPE))
+    else:
+        arr = pa.array(list(values) if not isinstance(values, list | np.ndarray) else values, type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def isin(series: pd.Series, values) -> np.ndarray:
+    """Boolean mask of ``series`` values found in ``values`` (hash join in Arrow, no Python loop)."""
+    if not len(series):
+        return np.zeros(0, dtype=bool)
+    mask = pc.is_in(_to_arrow(series), value_set=_to_arrow(values))
+    return mask.to_numpy(zero_copy_only=False).astype(bool) & series.notna().to_numpy()
 
 
 def _tags(s: pd.Series) -> pd.Series:
+    if isinstance(s.dtype, pd.StringDtype):  # "a|b" text: normalise with vectorised string ops
+        t = _as_str(s).str.replace(r"\s*\|\s*", "|", regex=True).str.replace(r"\|{2,}", "|", regex=True)
+        t = t.str.strip().str.strip("|")
+        return t.where(t.notna())
+
     def norm(v: object) -> str | None:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return None
@@ -163,11 +201,13 @@ def _tags(s: pd.Series) -> pd.Series:
             return "|".join(str(t).strip() for t in v if str(t).strip())
         return "|".join(t.strip() for t in str(v).split("|") if t.strip())
 
-    return s.map(norm).astype("object")
+    return s.map(norm).astype(STR_DTYPE)
 
 
 def _bool(s: pd.Series, chk: _Checker, column: str) -> pd.Series:
     truth = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if pd.api.types.is_bool_dtype(s) and not s.isna().any():
+        return s.astype("object")
 
     def conv(v: object) -> object:
         if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -235,16 +275,21 @@ def coerce_table(df: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.DataF
     out = pd.DataFrame(index=df.index)
     for col in spec.columns:
         if col.name not in df.columns:
-            out[col.name] = pd.Series([None] * len(df), dtype="object") if col.kind != "float" else np.nan
-            if col.kind == "timestamp":
+            if col.kind in ("str", "tags"):
+                out[col.name] = pd.Series(np.nan, index=df.index, dtype=STR_DTYPE)
+            elif col.kind in ("float", "int"):
+                out[col.name] = np.nan
+            elif col.kind == "timestamp":
                 out[col.name] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
+            else:
+                out[col.name] = pd.Series([None] * len(df), index=df.index, dtype="object")
             continue
         s = df[col.name]
         if col.required:
             empty = s.isna().to_numpy()
             if col.kind == "str":
                 text = _as_str(s)
-                empty = empty | (text.str.strip() == "").fillna(False).to_numpy(dtype=bool)
+                empty = empty | (text.str.strip() == "").to_numpy(dtype=bool, na_value=False)
             chk.flag(empty, col.name, lambda r: "required value is empty")
         if col.kind == "str":
             out[col.name] = text if col.required else _as_str(s)
@@ -277,13 +322,12 @@ def coerce_table(df: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.DataF
     return out, chk.problems
 
 
-def _drop_unknown(df: pd.DataFrame, known: set[str], file: str, warnings: list[Warning_]) -> pd.DataFrame:
-    unknown = (~df["product_id"].isin(known)).to_numpy()
+def _drop_unknown(df: pd.DataFrame, known: pa.Array, file: str, warnings: list[Warning_]) -> pd.DataFrame:
+    unknown = ~isin(df["product_id"], known)
     if unknown.any():
-        rows = (np.flatnonzero(unknown) + 1).tolist()
-        warnings.append(
-            Warning_(file, "product_id", "names a product not in the catalog; rows skipped", len(rows), rows[:20])
-        )
+        rows = np.flatnonzero(unknown)
+        warnings.append(Warning_(file, "product_id", "names a product not in the catalog; rows skipped",
+                                 len(rows), (rows[:20] + 1).tolist()))
         df = df[~unknown].reset_index(drop=True)
     return df
 
@@ -310,19 +354,22 @@ def _check_images(products: pd.DataFrame, root: Path, file: str, warnings: list[
     missing = np.zeros(len(products), dtype=bool)
     idx = np.flatnonzero(local)
     if len(idx):
-        rel = pd.Series(img.to_numpy(dtype=object)[idx]).map(str)
-        full = rel.where(rel.str.startswith("/"), str(root) + os.sep + rel)
-        full = full.map(os.path.normpath)
-        parent = full.map(os.path.dirname)
-        base = full.map(os.path.basename)
+        rel = _as_str(img.iloc[idx].reset_index(drop=True))
+        full = rel.where(rel.str.startswith("/"), str(root) + "/" + rel)
+        parts = full.str.rpartition("/")
+        parent, base = parts[0], parts[2]
+        ok = np.zeros(len(idx), dtype=bool)
         cache: dict[str, frozenset[str]] = {}
-        ok = np.fromiter(
-            (b in _files_in(d, cache) for d, b in zip(parent, base, strict=True)), dtype=bool, count=len(idx)
-        )
+        for d in parent.unique():
+            here = (parent == d).to_numpy(dtype=bool, na_value=False)
+            files = _files_in(d or "/", cache)
+            if files:
+                ok[here] = isin(base[here], list(files))
         missing[idx[~ok]] = True
     if missing.any():
-        rows = (np.flatnonzero(missing) + 1).tolist()
-        warnings.append(Warning_(file, "image", "image file not found; product kept without image", len(rows), rows[:20]))
+        rows = np.flatnonzero(missing)
+        warnings.append(Warning_(file, "image", "image file not found; product kept without image",
+                                 len(rows), (rows[:20] + 1).tolist()))
         products.loc[missing, "image"] = None
 
 
@@ -338,7 +385,8 @@ def load_dataset(
     ----------
     path : folder holding ``products.*``, ``events.*`` and the other tables.
     tables : names to read (default: all present).
-    known_products : product ids already stored, so events may name them.
+    known_products : product ids already stored, so events may name them
+        (any iterable of str, or a pyarrow array).
     check_images : verify that local image files exist.
 
     Raises
@@ -374,12 +422,15 @@ def load_dataset(
         )
     if problems:
         raise DataValidationError(problems)
-    known = set(known_products)
+    if isinstance(known_products, pa.ChunkedArray):
+        known_products = known_products.combine_chunks()
+    known = (known_products.cast(pa.large_string()) if isinstance(known_products, pa.Array)
+             else _to_arrow(list(known_products)))
     if ds.products is not None:
-        known |= set(ds.products["product_id"])
+        known = pa.concat_arrays([known, _to_arrow(ds.products["product_id"])])
         if check_images:
             _check_images(ds.products, ds.root, files["products"], ds.warnings)
-    if ds.products is not None or known:
+    if ds.products is not None or len(known):
         for name in ("events", "reviews", "judgments", "candidates"):
             df = ds.table(name)
             if df is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from vitrine.data.dataset import Dataset, coerce_table, load_dataset
 from vitrine.data.schema import EVENTS, PRODUCTS, REVIEWS, TableSpec
@@ -90,13 +92,20 @@ class Store:
         with self._lock:
             return {r[0] for r in self._con.execute("SELECT product_id FROM products").fetchall()}
 
+    def _product_id_array(self) -> pa.ChunkedArray:
+        """Stored product ids as Arrow (no Python object per id)."""
+        with self._lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "extra copy": cheap next to a Python set
+            return self._con.execute("SELECT product_id FROM products").to_arrow_table().column(0)
+
     def ingest(self, folder: str | Path) -> Dataset:
         """Validate a dataset folder and store it in one transaction.
 
         Products are upserted by id (idempotent), reviews and events are
         appended. Returns the validated dataset (with its warnings).
         """
-        ds = load_dataset(folder, tables=("products", "reviews", "events"), known_products=self.product_ids())
+        known = self._product_id_array()
+        ds = load_dataset(folder, tables=("products", "reviews", "events"), known_products=known)
         self.write(ds)
         return ds
 
