@@ -1,14 +1,28 @@
-"""The personal layer the engine talks to.
+"""The personal layer the engine talks to: a tuned blend of shopper models.
 
-Foundation version: event-weighted popularity plus a live per-user history
-(seen products, recent items). Later work puts CF, ALS and the sequential
-model behind the same methods.
+Sources, each scoring every catalog row for one shopper from that shopper's
+live profile:
+
+==============  ==============================================================
+``itemknn``     item-kNN on cosine co-occurrence, recency-decayed history
+``userknn``     user-kNN (products of the most similar shoppers)
+``transitions`` first-order item-to-next-item transitions from the newest items
+``als``         implicit ALS; products without events get factors from content
+``sasrec``      self-attention next-item model over the recent sequence
+``content``     attribute profile (category, brand, colour, tags, price band)
+``vector``      product vectors of the retriever (only when given to fit)
+``popularity``  event-weighted popularity (log)
+==============  ==============================================================
+
+``fit`` carves each shopper's last training event off as a validation
+holdout, fits every source on the rest, tunes the blend weights of the
+z-scored sources for NDCG@10 on that holdout, then refits on all events.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict, deque
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,126 +31,578 @@ import pandas as pd
 from vitrine.config import DEFAULT_EVENT_WEIGHTS
 from vitrine.data.catalog import Catalog
 from vitrine.errors import NotFittedError
+from vitrine.personal.cf import ALS, ItemKNN, Transitions, UserKNN, history_weights, user_item_matrix
+from vitrine.personal.content import ContentEncoder
+from vitrine.personal.profiles import ATTRIBUTES, AttributeCodes, Profile, Profiles
 from vitrine.results import top_k
+
+SOURCES = ("itemknn", "userknn", "transitions", "als", "sasrec", "content", "vector", "popularity")
+DEFAULT_BLEND = {"itemknn": 1.0, "userknn": 0.25, "transitions": 0.5, "als": 0.5, "sasrec": 1.0,
+                 "content": 0.1, "vector": 0.1, "popularity": 0.1}
+GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+
+#: Feature names of :meth:`Personalizer.features` (stable; the ranker reads them by name).
+FEATURES = (
+    "personal_blend", "personal_itemknn", "personal_userknn", "personal_transitions", "personal_als",
+    "personal_sasrec", "personal_content", "personal_vector", "personal_popularity",
+    "aff_category", "aff_brand", "aff_color", "aff_price_band",
+    "seen_before", "bought_before", "user_events",
+)
+
+
+def _zscore(s: np.ndarray) -> np.ndarray:
+    s = np.asarray(s, dtype=np.float32)
+    sd = float(s.std())
+    return (s - float(s.mean())) / sd if sd > 1e-12 else np.zeros_like(s)
+
+
+def _sequences(events: pd.DataFrame, catalog: Catalog, weights: dict[str, float]):
+    """Per-user positive events in time order: keys, rows, event weights, purchase flags."""
+    ev = events.reset_index(drop=True)
+    ev = ev.assign(_o=np.arange(len(ev))).sort_values(["timestamp", "_o"], kind="stable")
+    rows = catalog.indices(ev["product_id"], missing="mark")
+    w = ev["event"].map(weights).fillna(0.0).to_numpy(dtype=np.float32)
+    ok = (rows >= 0) & (w > 0)
+    users = ev["user_id"].to_numpy(dtype=object)[ok]
+    rows, w = rows[ok], w[ok]
+    buy = (ev["event"].to_numpy(dtype=object)[ok] == "purchase")
+    codes, keys = pd.factorize(users, sort=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
+    out = []
+    for i, key in enumerate(keys):
+        sel = order[bounds[i]: bounds[i + 1]]
+        out.append((str(key), rows[sel], w[sel], buy[sel]))
+    return out
 
 
 class Personalizer:
-    """Recommendations and per-shopper scores from behaviour.
+    """Recommendations, per-shopper scores and ranking features from behaviour.
 
     Parameters
     ----------
-    event_weights : weight of each event type (purchase > cart > click).
-    history : how many recent products a live profile keeps.
+    event_weights : weight of each event type (purchase > cart > click > impression).
+    history : positive events a live profile keeps.
+    sources : which sources to fit (subset of ``SOURCES``).
+    blend : starting (or, with ``tune=False``, fixed) weight of each z-scored source.
+    tune : tune blend weights on a validation holdout carved from the training events.
+    tune_users : shoppers sampled for tuning.
+    seq_seconds : training-time budget of the sequential model (split between
+        the validation fit and the final top-up).
+    seq_params, als_params, knn_params : keyword arguments of the models.
+    diversity : in ``recommend``, penalty (in blend units) per already chosen
+        product of the same leaf category (0 = off).
+    seed : random seed.
 
     Attributes
     ----------
+    weights_ : tuned blend weights.
     popularity_ : array (n_products,), event-weighted popularity.
-    seen_ : user key -> set of catalog rows the user interacted with.
-    recent_ : user key -> deque of recent catalog rows, newest last.
+    profiles_ : live shopper profiles.
+    timings_ : seconds spent fitting each source.
     """
 
-    def __init__(self, *, event_weights: dict[str, float] | None = None, history: int = 50) -> None:
+    def __init__(
+        self, *, event_weights: dict[str, float] | None = None, history: int = 200,
+        sources: tuple[str, ...] = SOURCES, blend: dict[str, float] | None = None, tune: bool = True,
+        tune_users: int = 3000, seq_seconds: float = 150.0, seq_params: dict | None = None,
+        als_params: dict | None = None, knn_params: dict | None = None, diversity: float = 0.1,
+        seed: int = 0,
+    ) -> None:
         self.event_weights = event_weights
         self.history = history
+        self.sources = tuple(sources)
+        self.blend = blend
+        self.tune = tune
+        self.tune_users = tune_users
+        self.seq_seconds = seq_seconds
+        self.seq_params = seq_params
+        self.als_params = als_params
+        self.knn_params = knn_params
+        self.diversity = diversity
+        self.seed = seed
 
+    # -- configuration ---------------------------------------------------------
     def _weights(self) -> dict[str, float]:
         return self.event_weights or DEFAULT_EVENT_WEIGHTS
 
+    def _params(self) -> dict:
+        return {k: getattr(self, k) for k in (
+            "event_weights", "history", "sources", "blend", "tune", "tune_users", "seq_seconds",
+            "seq_params", "als_params", "knn_params", "diversity", "seed")}
+
+    # -- fit --------------------------------------------------------------------
     def fit(self, events: pd.DataFrame | None, catalog: Catalog, item_vectors: np.ndarray | None = None) -> Personalizer:
-        """Learn from events whose ``user_id`` are pseudonymised keys."""
+        """Learn from events whose ``user_id`` are pseudonymised keys.
+
+        ``item_vectors`` (n_products, d), when given, tie item factors to
+        product vectors and add the ``vector`` source; otherwise content
+        vectors are built from catalog attributes.
+        """
+        t_all = time.time()
         self.catalog_ = catalog
-        self.popularity_ = np.zeros(len(catalog), dtype=np.float32)
-        self.seen_: dict[str, set[int]] = defaultdict(set)
-        self.recent_: dict[str, deque] = defaultdict(lambda: deque(maxlen=self.history))
+        n = self.n_items_ = len(catalog)
+        self.timings_: dict[str, float] = {}
+        t = time.time()
+        self.content_ = ContentEncoder().fit(catalog)
+        self.codes_ = AttributeCodes()
+        self.codes_.update(catalog, self.content_.bands_)
+        self.vectors_ = None
+        if item_vectors is not None and len(item_vectors) == n:
+            v = np.asarray(item_vectors, dtype=np.float32)
+            self.vectors_ = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+        self.timings_["content"] = time.time() - t
+
+        self.popularity_ = np.zeros(n, dtype=np.float32)
+        self.profiles_ = Profiles(history=self.history)
+        seqs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
         if events is not None and len(events):
-            ev = events.sort_values("timestamp", kind="stable")
-            rows = catalog.indices(ev["product_id"], missing="mark")
-            w = ev["event"].map(self._weights()).fillna(0.0).to_numpy(dtype=np.float32)
+            rows = catalog.indices(events["product_id"], missing="mark")
+            w = events["event"].map(self._weights()).fillna(0.0).to_numpy(dtype=np.float32)
             ok = rows >= 0
             np.add.at(self.popularity_, rows[ok], w[ok] + 0.01)  # impressions count a little
-            for user, row, wt in zip(ev["user_id"].to_numpy()[ok], rows[ok], w[ok], strict=True):
-                if wt > 0:
-                    self.seen_[user].add(int(row))
-                    self.recent_[user].append(int(row))
+            seqs = _sequences(events, catalog, self._weights())
+        for key, r, w, b in seqs:
+            for row, wt, buy in zip(r, w, b, strict=True):
+                self.profiles_.add(key, int(row), float(wt), bool(buy), self.codes_, bump=False)
+        self.user_index_ = {key: i for i, (key, *_rest) in enumerate(seqs)}
+
+        self.weights_ = {s: DEFAULT_BLEND[s] for s in self._active()}
+        if self.blend:
+            self.weights_.update({s: w for s, w in self.blend.items() if s in self.weights_})
+        budget = float(self.seq_seconds)
+        self.tuning_: dict = {}
+        if self.tune and len(seqs) >= 50:
+            val = [(k, r[:-1], w[:-1], r[-1]) for k, r, w, _ in seqs if len(r) >= 2]
+            if len(val) >= 50:
+                self._fit_sources([r for _, r, _, _ in val], [w for _, _, w, _ in val],
+                                  seq_budget=0.7 * budget)
+                self._tune(val)
+                budget = 0.3 * budget
+        self._fit_sources([r for _, r, _, _ in seqs], [w for _, _, w, _ in seqs], seq_budget=budget,
+                          continue_seq=hasattr(self, "sasrec_"))
+        self._precompute([(r, w) for _, r, w, _ in seqs])
+        self.timings_["total"] = time.time() - t_all
         return self
 
+    def _active(self) -> tuple[str, ...]:
+        act = [s for s in self.sources if s in SOURCES]
+        if self.vectors_ is None and "vector" in act:
+            act.remove("vector")
+        return tuple(act)
+
+    def _fit_sources(self, rows: list[np.ndarray], wts: list[np.ndarray], seq_budget: float,
+                     continue_seq: bool = False) -> None:
+        n = self.n_items_
+        act = self._active()
+        ui = user_item_matrix(rows, wts, n)
+        dense = self.vectors_ if self.vectors_ is not None else self.content_.dense()
+
+        def timed(name, fn):
+            t = time.time()
+            out = fn()
+            self.timings_[name] = self.timings_.get(name, 0.0) + time.time() - t
+            return out
+
+        if "itemknn" in act:
+            self.itemknn_ = timed("itemknn", lambda: ItemKNN(**(self.knn_params or {})).fit(ui))
+        if "userknn" in act:
+            self.userknn_ = timed("userknn", lambda: UserKNN().fit(ui))
+        if "transitions" in act:
+            self.transitions_ = timed("transitions", lambda: Transitions().fit(rows, n))
+        if "als" in act and ui.nnz:
+            self.als_ = timed("als", lambda: ALS(**{"seed": self.seed, **(self.als_params or {})}).fit(ui, dense))
+            self.als_rows_ = None  # fitted user factors are aligned with ``rows``; set by _precompute
+        if "sasrec" in act and ui.nnz:
+            from vitrine.personal.sequential import SASRec
+
+            if continue_seq:
+                timed("sasrec", lambda: self.sasrec_.train_more(rows, max_seconds=seq_budget))
+            else:
+                params = {"seed": self.seed, **(self.seq_params or {})}
+                self.sasrec_ = timed("sasrec", lambda: SASRec(**params).fit(rows, n, init=dense,
+                                                                            max_seconds=seq_budget))
+
+    def _precompute(self, hist: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Cache per-user model states of fitted shoppers (ALS factors, sequence states)."""
+        self.cache_: dict[str, tuple[int, dict]] = {}
+        self.als_users_ = self.als_.user_factors_ if hasattr(self, "als_") else None
+        self.seq_users_ = None
+        if hasattr(self, "sasrec_"):
+            self.seq_users_ = self.sasrec_.encode([r for r, _ in hist])
+
+    # -- tuning -----------------------------------------------------------------
+    def _tune(self, val: list[tuple[str, np.ndarray, np.ndarray, int]]) -> None:
+        t = time.time()
+        rng = np.random.default_rng(self.seed)
+        pick = rng.choice(len(val), size=min(self.tune_users, len(val)), replace=False)
+        act = self._active()
+        depth = 100
+        seq_states = self.sasrec_.encode([val[i][1] for i in pick]) if hasattr(self, "sasrec_") else None
+        blocks, targets = [], []
+        for j, i in enumerate(pick):
+            _, r, w, target = val[i]
+            st = {"als": self.als_.user_vector(r, w) if hasattr(self, "als_") else None,
+                  "sasrec": seq_states[j] if seq_states is not None else None}
+            z = self._source_scores(r, w, st, act)
+            mat = np.stack([z[s] for s in act])  # (S, n)
+            mat[:, np.unique(r)] = -np.inf
+            cand = set()
+            for row in mat:
+                cand.update(top_k(row, depth).tolist())
+            cand.discard(int(target))
+            cand = np.asarray([int(target), *sorted(cand)], dtype=np.int64)
+            blocks.append(mat[:, cand].T)
+            targets.append(0)
+        width = max(b.shape[0] for b in blocks)
+        z = np.full((len(blocks), width, len(act)), -np.inf, dtype=np.float32)
+        for j, b in enumerate(blocks):
+            z[j, : b.shape[0]] = b
+        z = np.where(np.isfinite(z), z, -1e4)
+        pad = np.ones((len(blocks), width), dtype=bool)
+        for j, b in enumerate(blocks):
+            pad[j, : b.shape[0]] = False
+
+        def ndcg(wv: np.ndarray) -> float:
+            s = z @ wv
+            s[pad] = -np.inf
+            rank = (s[:, 1:] > s[:, :1]).sum(axis=1)
+            return float(np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0).mean())
+
+        w = np.array([self.weights_[s] for s in act], dtype=np.float32)
+        best = ndcg(w)
+        start = best
+        for _ in range(2):
+            for i in range(len(act)):
+                for g in GRID:
+                    cand = w.copy()
+                    cand[i] = g
+                    if not cand.any():
+                        continue
+                    v = ndcg(cand)
+                    if v > best + 1e-6:
+                        best, w = v, cand
+        self.weights_ = {s: float(x) for s, x in zip(act, w, strict=True)}
+        self.tuning_ = {"users": len(pick), "ndcg@10_start": start, "ndcg@10": best,
+                        "seconds": round(time.time() - t, 2)}
+
+    # -- scoring ----------------------------------------------------------------
     def _check(self) -> None:
         if not hasattr(self, "popularity_"):
             raise NotFittedError(type(self).__name__)
 
-    def observe(self, user_key: str, product_row: int, event: str) -> None:
-        """Update the live profile with one event (no retraining)."""
+    def _sync(self) -> None:
+        """Extend item-side arrays to products added to the catalog since fit."""
+        n_new = len(self.catalog_) - self.n_items_
+        if n_new <= 0:
+            return
+        rows = self.content_.extend(self.catalog_)
+        self.codes_.update(self.catalog_, self.content_.bands_)
+        self.popularity_ = np.concatenate([self.popularity_, np.zeros(n_new, np.float32)])
+        if self.vectors_ is not None:
+            self.vectors_ = np.vstack([self.vectors_, np.zeros((n_new, self.vectors_.shape[1]), np.float32)])
+        if hasattr(self, "als_"):
+            dense = self.content_.dense(rows) if self.vectors_ is None else None
+            self.als_.add_items(dense, n_new)
+        self.n_items_ = len(self.catalog_)
+        self.cache_.clear()
+
+    def add(self, rows: np.ndarray | None = None, item_vectors: np.ndarray | None = None) -> None:
+        """Take in products added or changed in the catalog (content and content-tied factors)."""
         self._check()
-        if product_row >= len(self.popularity_):
-            self.popularity_ = np.concatenate(
-                [self.popularity_, np.zeros(product_row + 1 - len(self.popularity_), np.float32)]
-            )
-        w = self._weights().get(event, 0.0)
-        self.popularity_[product_row] += w + 0.01
-        if w > 0:
-            self.seen_[user_key].add(product_row)
-            self.recent_[user_key].append(product_row)
+        self._sync()
+        if rows is not None:
+            self.content_.refresh(self.catalog_, np.asarray(rows))
+            self.codes_.update(self.catalog_, self.content_.bands_)
+        if item_vectors is not None and self.vectors_ is not None and len(item_vectors) == self.n_items_:
+            v = np.asarray(item_vectors, dtype=np.float32)
+            self.vectors_ = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
 
-    def forget(self, user_key: str) -> None:
-        self.seen_.pop(user_key, None)
-        self.recent_.pop(user_key, None)
+    def _states(self, key: str, p: Profile) -> dict:
+        hit = self.cache_.get(key)
+        if hit is not None and hit[0] == p.version:
+            return hit[1]
+        st: dict = {"als": None, "sasrec": None}
+        idx = self.user_index_.get(key)
+        r, w = np.asarray(p.rows, np.int64), np.asarray(p.weights, np.float32)
+        if hasattr(self, "als_"):
+            if p.version == 0 and idx is not None and self.als_users_ is not None:
+                st["als"] = self.als_users_[idx]
+            else:
+                st["als"] = self.als_.user_vector(r, w)
+        if hasattr(self, "sasrec_"):
+            if p.version == 0 and idx is not None and self.seq_users_ is not None:
+                st["sasrec"] = self.seq_users_[idx]
+            else:
+                st["sasrec"] = self.sasrec_.encode([r])[0]
+        if len(self.cache_) > 100_000:
+            self.cache_.clear()
+        self.cache_[key] = (p.version, st)
+        return st
 
-    def knows(self, user_key: str) -> bool:
-        return bool(self.recent_.get(user_key))
+    def _source_scores(self, rows: np.ndarray, wts: np.ndarray, st: dict, act: tuple[str, ...]) -> dict:
+        """Z-scored score of every catalog row from each source, for one history."""
+        n = self.n_items_
+        out: dict[str, np.ndarray] = {}
+        has = len(rows) > 0
+        for s in act:
+            if s == "popularity":
+                v = np.log1p(self.popularity_[:n])
+            elif not has:
+                v = np.zeros(n, np.float32)
+            elif s == "itemknn":
+                v = self.itemknn_.score(rows, wts, n)
+            elif s == "userknn":
+                v = self.userknn_.score(rows, n)
+            elif s == "transitions":
+                v = self.transitions_.score(rows, n)
+            elif s == "als":
+                v = self.als_.item_factors_[:n] @ st["als"]
+            elif s == "sasrec":
+                v = self.sasrec_.scores(st["sasrec"], n)
+            elif s == "content":
+                hw = history_weights(wts, 0.9, 50)
+                prof = self.content_.matrix_[rows].T @ hw
+                v = np.asarray(self.content_.matrix_[:n] @ prof).ravel()
+            elif s == "vector":
+                hw = history_weights(wts, 0.9, 50)
+                v = self.vectors_[:n] @ (self.vectors_[rows].T @ hw)
+            else:  # pragma: no cover - guarded by _active
+                raise ValueError(f"unknown source {s!r}")
+            out[s] = _zscore(v)
+        return out
+
+    def _blend(self, z: dict[str, np.ndarray]) -> np.ndarray:
+        total = np.zeros(self.n_items_, dtype=np.float32)
+        for s, v in z.items():
+            wt = self.weights_.get(s, 0.0)
+            if wt:
+                total += wt * v
+        return total
+
+    def _user_scores(self, user_key: str | None) -> dict[str, np.ndarray]:
+        self._check()
+        self._sync()
+        act = tuple(s for s in self._active() if self.weights_.get(s, 0.0) or s == "popularity")
+        p = self.profiles_.get(user_key)
+        if p is None or not p.rows:
+            return self._source_scores(np.zeros(0, np.int64), np.zeros(0, np.float32), {}, act)
+        return self._source_scores(np.asarray(p.rows, np.int64), np.asarray(p.weights, np.float32),
+                                   self._states(user_key, p), act)
+
+    def score_all(self, user_key: str | None) -> np.ndarray:
+        """Blended recommendation score of every catalog row for a user, shape (n_products,)."""
+        return self._blend(self._user_scores(user_key))
 
     def score(self, user_key: str | None, rows: np.ndarray) -> np.ndarray:
         """Personal affinity of a user for candidate rows (0 for unknown users).
 
-        Foundation version: share of the user's recent products in the same leaf category.
+        The blended score, centred on the user's mean over the catalog.
         """
         self._check()
-        out = np.zeros(len(rows), dtype=np.float32)
-        recent = self.recent_.get(user_key) if user_key else None
-        if not recent:
-            return out
-        cats = self.catalog_.products["category"]
-        mine = pd.Series([cats.iat[r] for r in recent]).value_counts(normalize=True)
-        return np.array([mine.get(cats.iat[int(r)], 0.0) for r in rows], dtype=np.float32)
+        rows = np.asarray(rows, dtype=np.int64)
+        if not self.knows(user_key):
+            return np.zeros(len(rows), dtype=np.float32)
+        s = self.score_all(user_key)
+        return (s - s.mean())[rows].astype(np.float32)
 
-    def score_all(self, user_key: str | None) -> np.ndarray:
-        """Recommendation score of every catalog row for a user, shape (n_products,)."""
+    def features(self, user_key: str | None, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Shopper x product features for the ranker, each an array aligned with ``rows``.
+
+        Names are in ``FEATURES``: ``personal_<source>`` are the z-scored
+        source scores (0 for unknown shoppers or an unused source),
+        ``personal_blend`` their tuned blend, ``aff_<attribute>`` the share of
+        the shopper's decayed event weight on the product's leaf category,
+        brand, colour and price band, ``seen_before``/``bought_before`` flags
+        and ``user_events`` the shopper's positive event count.
+        """
         self._check()
-        scores = np.log1p(self.popularity_[: len(self.catalog_)]).astype(np.float32)
-        if user_key and self.knows(user_key):
-            scores = scores / (scores.max() or 1.0) + self.score(user_key, np.arange(len(scores)))
-        return scores
+        rows = np.asarray(rows, dtype=np.int64)
+        m = len(rows)
+        out = {f: np.zeros(m, dtype=np.float32) for f in FEATURES}
+        p = self.profiles_.get(user_key)
+        z = self._user_scores(user_key)
+        for s, v in z.items():
+            out[f"personal_{s}"] = v[rows].astype(np.float32)
+        out["personal_blend"] = self._blend(z)[rows].astype(np.float32)
+        if p is None:
+            return out
+        for a in ATTRIBUTES:
+            aff = p.affinity[a]
+            tot = sum(aff.values()) or 1.0
+            codes = self.codes_.codes[a]
+            out[f"aff_{a}"] = np.array([aff.get(int(codes[r]), 0.0) / tot if r < len(codes) else 0.0
+                                        for r in rows], dtype=np.float32)
+        out["seen_before"] = np.isin(rows, list(p.seen)).astype(np.float32)
+        out["bought_before"] = np.isin(rows, list(p.bought)).astype(np.float32)
+        out["user_events"] = np.full(m, float(p.events), dtype=np.float32)
+        return out
 
     def recommend(self, user_key: str | None, k: int = 10, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.score_all(user_key).copy()
-        if user_key and exclude_seen and self.seen_.get(user_key):
-            scores[list(self.seen_[user_key])] = -np.inf
-        scores = np.where(self.catalog_.active, scores, -np.inf)
-        rows = top_k(scores, k)
-        rows = rows[np.isfinite(scores[rows])]
-        return rows, scores[rows]
+        """Top-k rows and scores; bought products are excluded when ``exclude_seen``.
+
+        A per-category diversity penalty (``diversity``) reorders the head of the list.
+        """
+        scores = self.score_all(user_key).astype(np.float64)
+        p = self.profiles_.get(user_key)
+        if p is not None and exclude_seen and p.bought:
+            scores[list(p.bought)] = -np.inf
+        active = np.resize(self.catalog_.active, len(scores))
+        scores = np.where(active, scores, -np.inf)
+        head = top_k(scores, max(k * 5, 50) if self.diversity > 0 else k)
+        head = head[np.isfinite(scores[head])]
+        if self.diversity > 0 and len(head) > k:
+            cats = self.codes_.codes["category"]
+            adj = scores[head].copy()
+            used: dict[int, int] = {}
+            chosen: list[int] = []
+            avail = np.ones(len(head), dtype=bool)
+            for _ in range(min(k, len(head))):
+                pen = np.array([used.get(int(cats[r]), 0) if r < len(cats) else 0 for r in head], np.float64)
+                cur = np.where(avail, adj - self.diversity * pen, -np.inf)
+                j = int(np.argmax(cur))
+                chosen.append(j)
+                avail[j] = False
+                c = int(cats[head[j]]) if head[j] < len(cats) else -1
+                if c >= 0:
+                    used[c] = used.get(c, 0) + 1
+            head = head[chosen]
+        else:
+            head = head[:k]
+        return head, scores[head]
 
     def similar(self, row: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Behaviour-based neighbours (none in the foundation version)."""
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        """Behaviour neighbours: item-kNN co-occurrence plus next-item transitions."""
+        self._check()
+        if not hasattr(self, "itemknn_"):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        c, d = self.itemknn_.neighbours_of(int(row))
+        if hasattr(self, "transitions_") and row < self.transitions_.prob_.shape[0]:
+            t = self.transitions_.prob_[int(row)]
+            merged: dict[int, float] = dict(zip(c.tolist(), d.tolist(), strict=True))
+            for j, v in zip(t.indices.tolist(), t.data.tolist(), strict=True):
+                merged[j] = merged.get(j, 0.0) + 0.5 * v
+            merged.pop(int(row), None)
+            c = np.fromiter(merged.keys(), np.int64, len(merged))
+            d = np.fromiter(merged.values(), np.float32, len(merged))
+        active = np.resize(self.catalog_.active, self.n_items_)
+        keep = active[c] if len(c) else np.zeros(0, bool)
+        c, d = c[keep], d[keep]
+        o = np.lexsort((c, -d))[:k]
+        return c[o], d[o]
 
+    # -- live updates -----------------------------------------------------------
+    def observe(self, user_key: str, product_row: int, event: str) -> None:
+        """Update the live profile with one event (no retraining)."""
+        self._check()
+        self._sync()
+        w = self._weights().get(event, 0.0)
+        if product_row >= len(self.popularity_):
+            return
+        self.popularity_[product_row] += w + 0.01
+        if w > 0:
+            self.profiles_.add(user_key, int(product_row), w, event == "purchase", self.codes_)
+
+    def forget(self, user_key: str) -> None:
+        """Erase a shopper's profile and cached states."""
+        if not hasattr(self, "profiles_"):
+            return
+        self.profiles_.forget(user_key)
+        self.cache_.pop(user_key, None)
+        idx = self.user_index_.pop(user_key, None)
+        if idx is not None:
+            if isinstance(self.als_users_, np.ndarray):
+                self.als_users_[idx] = 0.0
+            if self.seq_users_ is not None:
+                self.seq_users_[idx] = 0.0
+
+    def knows(self, user_key: str | None) -> bool:
+        p = self.profiles_.get(user_key) if hasattr(self, "profiles_") else None
+        return bool(p and p.rows)
+
+    # -- baselines --------------------------------------------------------------
+    def baseline_scorers(self, train_events: pd.DataFrame) -> dict:
+        """Item-kNN and ALS (the ``implicit`` reference setting) on ``train_events``, same split."""
+        self._check()
+        seqs = _sequences(train_events, self.catalog_, self._weights())
+        n = len(self.catalog_)
+        rows = [r for _, r, _, _ in seqs]
+        wts = [w for _, _, w, _ in seqs]
+        index = {k: i for i, (k, *_r) in enumerate(seqs)}
+        ui = user_item_matrix(rows, wts, n)
+        knn = ItemKNN().fit(ui)
+        als = ALS(factors=256, regularization=0.1, alpha=20.0, iterations=20, seed=self.seed).fit(ui)
+        empty = np.zeros(n, np.float32)
+
+        def knn_f(key: str) -> np.ndarray:
+            i = index.get(key)
+            return empty if i is None else knn.score(rows[i], wts[i], n)
+
+        def als_f(key: str) -> np.ndarray:
+            i = index.get(key)
+            return empty if i is None else als.item_factors_ @ als.user_factors_[i]
+
+        return {"item-knn": knn_f, "als": als_f}
+
+    # -- persistence ------------------------------------------------------------
     def save(self, folder: Path) -> None:
+        folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / "popularity.npy", self.popularity_, allow_pickle=False)
-        recent = {u: list(map(int, d)) for u, d in self.recent_.items()}
-        seen = {u: sorted(map(int, s)) for u, s in self.seen_.items()}
-        (folder / "profiles.json").write_text(json.dumps({"recent": recent, "seen": seen}))
-        (folder / "personal.json").write_text(
-            json.dumps({"event_weights": self.event_weights, "history": self.history})
-        )
+        self.profiles_.save(folder / "profiles.json")
+        self.content_.save(folder)
+        if self.vectors_ is not None:
+            np.save(folder / "vectors.npy", self.vectors_, allow_pickle=False)
+        for name in ("itemknn_", "userknn_", "transitions_", "als_"):
+            if hasattr(self, name):
+                getattr(self, name).save(folder)
+        if hasattr(self, "sasrec_"):
+            self.sasrec_.save(folder)
+        users = sorted(self.user_index_, key=self.user_index_.get)
+        arrays = {}
+        if isinstance(self.als_users_, np.ndarray):
+            arrays["als"] = self.als_users_
+        if self.seq_users_ is not None:
+            arrays["seq"] = self.seq_users_
+        np.savez(folder / "user_states.npz", **arrays)
+        params = self._params()
+        params["sources"] = list(params["sources"])
+        (folder / "personal.json").write_text(json.dumps({
+            "params": params, "weights": self.weights_, "n_items": self.n_items_, "users": users,
+            "codes": self.codes_.to_json(), "timings": self.timings_, "tuning": self.tuning_,
+            "user_positions": [self.user_index_[u] for u in users],
+        }))
 
     @classmethod
     def load(cls, folder: Path, catalog: Catalog) -> Personalizer:
-        self = cls(**json.loads((folder / "personal.json").read_text()))
+        folder = Path(folder)
+        meta = json.loads((folder / "personal.json").read_text())
+        params = meta["params"]
+        params["sources"] = tuple(params["sources"])
+        self = cls(**params)
         self.catalog_ = catalog
+        self.n_items_ = meta["n_items"]
+        self.weights_, self.timings_, self.tuning_ = meta["weights"], meta["timings"], meta["tuning"]
+        self.codes_ = AttributeCodes.from_json(meta["codes"])
         self.popularity_ = np.load(folder / "popularity.npy", allow_pickle=False)
-        prof = json.loads((folder / "profiles.json").read_text())
-        self.seen_ = defaultdict(set, {u: set(v) for u, v in prof["seen"].items()})
-        self.recent_ = defaultdict(lambda: deque(maxlen=self.history))
-        for u, v in prof["recent"].items():
-            self.recent_[u].extend(v)
+        self.profiles_ = Profiles.load(folder / "profiles.json")
+        self.content_ = ContentEncoder.load(folder)
+        self.vectors_ = np.load(folder / "vectors.npy") if (folder / "vectors.npy").exists() else None
+        if (folder / "itemknn.npz").exists():
+            self.itemknn_ = ItemKNN(**(self.knn_params or {})).load_state(folder)
+        if (folder / "userknn.npz").exists():
+            self.userknn_ = UserKNN().load_state(folder)
+        if (folder / "transitions.npz").exists():
+            self.transitions_ = Transitions().load_state(folder)
+        if (folder / "als.npz").exists():
+            self.als_ = ALS(**(self.als_params or {})).load_state(folder)
+        if (folder / "sasrec.npz").exists():
+            from vitrine.personal.sequential import SASRec
+
+            self.sasrec_ = SASRec.load(folder)
+        self.user_index_ = dict(zip(meta["users"], meta["user_positions"], strict=True))
+        z = np.load(folder / "user_states.npz", allow_pickle=False)
+        self.als_users_ = z["als"] if "als" in z.files else None
+        self.seq_users_ = z["seq"] if "seq" in z.files else None
+        self.cache_ = {}
         return self
