@@ -1,0 +1,1 @@
+"""HTTP service and storefront page over the Engine (see docs/serve.md)."""
