@@ -124,29 +124,83 @@ def _torch():
     return torch
 
 
-def _tower_net(dim: int, width: int = 32):
+def colour_histogram(images: np.ndarray, bins: int = 4) -> np.ndarray:
+    """Share of non-background pixels in each of bins**3 RGB cells, (n, bins**3) float32.
+
+    Near-white pixels (the usual product-photo background) are left out, so a
+    small red shoe on a white page reads as red, not as white.
+    """
+    n = len(images)
+    px = images.reshape(n, -1, 3).astype(np.int32)
+    fg = px.min(2) < 235
+    q = (px * bins) // 256
+    cell = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+    out = np.zeros((n, bins ** 3), np.float32)
+    for i in range(n):
+        c = cell[i][fg[i]] if fg[i].any() else cell[i]
+        out[i] = np.bincount(c, minlength=bins ** 3) / max(1, len(c))
+    return out
+
+
+HIST_BINS = 8
+
+
+def side_features(images: np.ndarray) -> np.ndarray:
+    """Cheap fixed features the tower's head sees beside the CNN, (n, 960) float32.
+
+    sqrt colour histogram of the foreground (8x8x8 cells), an 8x8 colour
+    thumbnail and a 16x16 foreground silhouette: colour and rough shape,
+    which a head can learn from in seconds on CPU.
+    """
+    from PIL import Image
+
+    n = len(images)
+    hist = np.sqrt(colour_histogram(images, HIST_BINS))
+    thumbs = np.empty((n, 8 * 8 * 3), np.float32)
+    masks = np.empty((n, 16 * 16), np.float32)
+    for i, im in enumerate(images):
+        pil = Image.fromarray(im)
+        thumbs[i] = np.asarray(pil.resize((8, 8), Image.BOX), np.float32).ravel() / 255.0
+        fg = (im.min(2) < 235).astype(np.uint8) * 255
+        masks[i] = np.asarray(Image.fromarray(fg).resize((16, 16), Image.BOX), np.float32).ravel() / 255.0
+    return np.concatenate([hist, thumbs, masks], 1)
+
+
+N_SIDE = HIST_BINS ** 3 + 8 * 8 * 3 + 16 * 16
+HIDDEN = 512
+
+
+def _tower_net(dim: int, width: int = 16, cnn: bool = True):
     torch = _torch()
     nn = torch.nn
 
-    def block(i, o):
-        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True),
-                             nn.Conv2d(o, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True),
-                             nn.MaxPool2d(2))
+    def conv(i, o, stride=1):
+        return nn.Sequential(nn.Conv2d(i, o, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(o),
+                             nn.ReLU(inplace=True))
 
     class Tower(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             w = width
-            self.stem = nn.Sequential(nn.Conv2d(3, w, 3, padding=1, bias=False), nn.BatchNorm2d(w),
-                                      nn.ReLU(inplace=True), nn.MaxPool2d(2))
-            self.body = nn.Sequential(block(w, 2 * w), block(2 * w, 4 * w), block(4 * w, 8 * w))
-            # Global mean colour goes straight to the head: colour is what most queries ask about.
-            self.head = nn.Sequential(nn.Linear(16 * w + 6, 512), nn.ReLU(inplace=True), nn.Linear(512, dim))
+            self.register_buffer("mu", torch.zeros(N_SIDE))
+            self.register_buffer("sd", torch.ones(N_SIDE))
+            self.side = nn.Sequential(nn.Linear(N_SIDE, HIDDEN), nn.LayerNorm(HIDDEN), nn.ReLU(inplace=True))
+            self.out = nn.Linear(HIDDEN, dim)
+            self.use_cnn = cnn
+            if cnn:
+                self.body = nn.Sequential(conv(3, w, 2), conv(w, 2 * w), nn.MaxPool2d(2), conv(2 * w, 4 * w),
+                                          nn.MaxPool2d(2), conv(4 * w, 8 * w), nn.MaxPool2d(2))
+                self.cnn_proj = nn.Linear(16 * w, HIDDEN)
+                nn.init.zeros_(self.cnn_proj.weight)  # starts as the side-feature model
+                nn.init.zeros_(self.cnn_proj.bias)
 
-        def forward(self, x):
-            h = self.body(self.stem(x))
-            feats = torch.cat([h.mean((2, 3)), h.amax((2, 3)), x.mean((2, 3)), x.std((2, 3))], 1)
-            return nn.functional.normalize(self.head(feats), dim=1)
+        def forward(self, x, side):
+            h = self.side[0]((side - self.mu) / self.sd)
+            if self.use_cnn and x is not None:
+                c = self.body(x)
+                h = h + self.cnn_proj(torch.cat([c.mean((2, 3)), c.amax((2, 3))], 1))
+            h = self.side[2](self.side[1](h))
+            return nn.functional.normalize(self.out(h), dim=1)
 
     return Tower()
 
@@ -164,7 +218,10 @@ class ImageTower:
     ----------
     size : image side in pixels the tower sees.
     width : channels of the first layer (the network doubles it three times).
-    epochs : upper bound on passes over the training images.
+    cnn : train the convolutional trunk (False: the head on side features only).
+    head_epochs, head_share : epochs and share of ``max_seconds`` for the
+        first, head-only phase.
+    epochs : upper bound on joint (CNN + head) passes over the training images.
     max_seconds : wall-clock training budget (the bound that usually binds on CPU).
     batch_size, lr : optimiser settings.
     temperature : softmax temperature of the image-text logits.
@@ -185,7 +242,10 @@ class ImageTower:
         self,
         *,
         size: int = 64,
-        width: int = 32,
+        width: int = 16,
+        cnn: bool = True,
+        head_epochs: int = 200,
+        head_share: float = 0.3,
         epochs: int = 30,
         max_seconds: float = 90.0,
         batch_size: int = 256,
@@ -197,6 +257,9 @@ class ImageTower:
     ) -> None:
         self.size = size
         self.width = width
+        self.cnn = cnn
+        self.head_epochs = head_epochs
+        self.head_share = head_share
         self.epochs = epochs
         self.max_seconds = max_seconds
         self.batch_size = batch_size
@@ -211,56 +274,82 @@ class ImageTower:
 
         return resolve_device(self.device)
 
+    def _loss(self, z, ti):
+        torch = _torch()
+        logits = z @ ti.T / self.temperature
+        soft = torch.softmax(ti @ ti.T / self.soft_temperature, dim=1)
+        return (-(soft * torch.log_softmax(logits, 1)).sum(1).mean()
+                - (soft * torch.log_softmax(logits.T, 1)).sum(1).mean()) / 2
+
     def fit(self, images: np.ndarray, text_vectors: np.ndarray, progress: bool = False) -> ImageTower:
-        """Align ``images`` (n, s, s, 3) uint8 with ``text_vectors`` (n, d), row by row."""
+        """Align ``images`` (n, s, s, 3) uint8 with ``text_vectors`` (n, d), row by row.
+
+        Two phases share the time budget: the head first learns from the fixed
+        side features alone (fast: many epochs in seconds), then the CNN and
+        head train together for the rest of ``max_seconds`` / ``epochs``.
+        The learning rate follows a cosine of the spent share of the budget.
+        """
         torch = _torch()
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         dev = self._device()
-        t = torch.from_numpy(np.asarray(text_vectors, np.float32))
-        t = torch.nn.functional.normalize(t, dim=1)
+        t = torch.nn.functional.normalize(torch.from_numpy(np.asarray(text_vectors, np.float32)), dim=1)
         self.dim_ = int(t.shape[1])
-        self.net_ = _tower_net(self.dim_, self.width).to(dev)
+        self.net_ = _tower_net(self.dim_, self.width, cnn=self.cnn).to(dev)
         n = len(images)
         self.history_: list[float] = []
+        self.seconds_ = 0.0
         if n < 2:
             self.net_.eval()
             return self
-        x_all = _to_tensor(images)
-        steps_per_epoch = max(1, n // self.batch_size)
-        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.lr, weight_decay=1e-4)
-        total = self.epochs * steps_per_epoch
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total, pct_start=0.15)
-        start = time.time()
-        bar = tqdm(total=self.epochs, desc="image tower", unit="epoch", disable=not progress)
+        side = torch.from_numpy(side_features(images))
+        self.net_.mu.copy_(side.mean(0))
+        self.net_.sd.copy_(side.std(0) + 1e-3)
         bs = min(self.batch_size, n)
-        for _epoch in range(self.epochs):
-            self.net_.train()
-            perm = rng.permutation(n)
-            losses = []
-            for s in range(steps_per_epoch):
-                idx = torch.from_numpy(perm[s * bs: (s + 1) * bs])
-                x = x_all[idx]
-                if rng.random() < 0.5:
-                    x = x.flip(3)
-                x, ti = x.to(dev), t[idx].to(dev)
-                z = self.net_(x)
-                logits = z @ ti.T / self.temperature
-                soft = torch.softmax(ti @ ti.T / self.soft_temperature, dim=1)
-                loss = (-(soft * torch.log_softmax(logits, 1)).sum(1).mean()
-                        - (soft * torch.log_softmax(logits.T, 1)).sum(1).mean()) / 2
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if sched.last_epoch < total - 1:
-                    sched.step()
-                losses.append(float(loss))
-                if time.time() - start > self.max_seconds:
+        steps = max(1, n // bs)
+        start = time.time()
+        bar = tqdm(total=self.head_epochs + (self.epochs if self.cnn else 0), desc="image tower", unit="epoch",
+                   disable=not progress)
+
+        def run(phase_epochs, budget, params, with_cnn, lr):
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+            t0, total = time.time(), phase_epochs * steps
+            step = 0
+            x_all = _to_tensor(images) if with_cnn else None
+            for _ in range(phase_epochs):
+                self.net_.train()
+                perm = rng.permutation(n)
+                losses = []
+                for s in range(steps):
+                    frac = max(step / total, (time.time() - t0) / max(budget, 1e-6))
+                    if frac >= 1:
+                        break
+                    for g in opt.param_groups:
+                        g["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * frac)))
+                    idx = torch.from_numpy(perm[s * bs: (s + 1) * bs])
+                    x = None
+                    if with_cnn:
+                        x = x_all[idx]
+                        x = (x.flip(3) if rng.random() < 0.5 else x).to(dev)
+                    loss = self._loss(self.net_(x, side[idx].to(dev)), t[idx].to(dev))
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    losses.append(float(loss.detach()))
+                    step += 1
+                if losses:
+                    self.history_.append(float(np.mean(losses)))
+                bar.update(1)
+                if (time.time() - t0) >= budget or step >= total:
                     break
-            self.history_.append(float(np.mean(losses)))
-            bar.update(1)
-            if time.time() - start > self.max_seconds:
-                break
+
+        head_params = [p for name, p in self.net_.named_parameters()
+                       if not name.startswith(("body", "cnn_proj"))]
+        run(self.head_epochs, self.max_seconds * (self.head_share if self.cnn else 1.0), head_params, False,
+            self.lr)
+        left = self.max_seconds - (time.time() - start)
+        if self.cnn and left > 1 and self.epochs > 0:
+            run(self.epochs, left, list(self.net_.parameters()), True, self.lr / 2)
         bar.close()
         self.seconds_ = time.time() - start
         self.net_.eval()
@@ -274,8 +363,12 @@ class ImageTower:
         with torch.inference_mode():
             for s in range(0, len(images), batch_size):
                 x = _to_tensor(images[s: s + batch_size]).to(dev)
+                h = torch.from_numpy(side_features(images[s: s + batch_size])).to(dev)
+                if not self.cnn:
+                    out.append(self.net_(None, h).cpu().numpy())
+                    continue
                 # Average the image and its mirror: the tower was trained on both.
-                z = self.net_(x) + self.net_(x.flip(3))
+                z = self.net_(x, h) + self.net_(x.flip(3), h)
                 out.append(torch.nn.functional.normalize(z, dim=1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim_), np.float32)
 
@@ -288,7 +381,7 @@ class ImageTower:
 
         folder.mkdir(parents=True, exist_ok=True)
         _torch().save(self.net_.state_dict(), folder / "tower.pt")
-        params = {k: getattr(self, k) for k in ("size", "width", "epochs", "max_seconds", "batch_size", "lr",
+        params = {k: getattr(self, k) for k in ("size", "width", "cnn", "head_epochs", "head_share", "epochs", "max_seconds", "batch_size", "lr",
                                                   "temperature", "soft_temperature", "seed", "device")}
         (folder / "image_encoder.json").write_text(json.dumps({"kind": "tower", "params": params, "dim": self.dim_}))
 
@@ -299,7 +392,7 @@ class ImageTower:
         meta = json.loads((folder / "image_encoder.json").read_text())
         self = cls(**meta["params"])
         self.dim_ = meta["dim"]
-        self.net_ = _tower_net(self.dim_, self.width)
+        self.net_ = _tower_net(self.dim_, self.width, cnn=self.cnn)
         self.net_.load_state_dict(_torch().load(folder / "tower.pt", map_location="cpu", weights_only=True))
         self.net_.to(self._device()).eval()
         return self

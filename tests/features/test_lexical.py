@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from vitrine.features.lexical import BM25Index, tokenize
+
+DOCS = [
+    "red running shoes for men", "blue running shoes", "red kettle stainless steel", "steel water bottle",
+    "men's red cotton shirt", "green cap", "running socks, red and white", "shoes shoes shoes rack",
+]
+
+
+def test_parity_with_bm25s_on_one_field() -> None:
+    bm25s = pytest.importorskip("bm25s")
+    ours = BM25Index(fields={"title": 1.0}, k1=1.2, b=0.75).fit([{"title": d} for d in DOCS])
+    ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    ref.index([tokenize(d) for d in DOCS], show_progress=False)
+    for q in ["red shoes", "steel", "running red socks", "shoes"]:
+        expect = ref.get_scores(tokenize(q))
+        got = ours.score(q)
+        np.testing.assert_allclose(got / (ours.k1 + 1), expect, rtol=1e-4, atol=1e-6)
+
+
+def test_field_weights_rank_title_matches_first() -> None:
+    docs = [{"title": "kettle", "description": "a red thing"}, {"title": "red kettle", "description": "a thing"}]
+    idx = BM25Index().fit(docs)
+    s = idx.score("red")
+    assert s[1] > s[0] > 0
+
+
+def test_append_and_replace_match_a_refit_on_same_stats() -> None:
+    docs = [{"title": d} for d in DOCS]
+    idx = BM25Index(fields={"title": 1.0}).fit(docs[:6])
+    idx.append(docs[6:])
+    assert idx.n_docs_ == 8 and idx.score("socks")[6] > 0
+    idx.replace(0, {"title": "purple umbrella"})
+    assert idx.score("umbrella")[0] > 0 and idx.score("running")[0] == 0
+
+
+def test_chinese_is_segmented() -> None:
+    toks = tokenize("红色跑步鞋 running")
+    assert "running" in toks and len(toks) >= 3
+    idx = BM25Index(fields={"title": 1.0}).fit([{"title": "红色跑步鞋"}, {"title": "蓝色水壶"}])
+    assert idx.score("跑步鞋")[0] > 0 and idx.score("跑步鞋")[1] == 0
+
+
+def test_save_load(tmp_path) -> None:
+    idx = BM25Index().fit([{"title": d} for d in DOCS])
+    idx.save(tmp_path / "lex")
+    back = BM25Index.load(tmp_path / "lex")
+    np.testing.assert_allclose(back.score("red shoes"), idx.score("red shoes"))
