@@ -206,6 +206,68 @@ class Transitions:
         return self
 
 
+class SeqKNN:
+    """Directional item kNN: how often j follows i within a few steps, cosine-normalised.
+
+    Parameters
+    ----------
+    gap : pairs up to this many steps apart count, step d weighing gap_decay^(d-1).
+    neighbours : followers kept per item.
+    decay, window : scoring weight decay^age over the newest ``window`` history items.
+    """
+
+    def __init__(self, *, gap: int = 5, gap_decay: float = 0.6, neighbours: int = 200,
+                 decay: float = 0.6, window: int = 8) -> None:
+        self.gap, self.gap_decay, self.neighbours = gap, gap_decay, neighbours
+        self.decay, self.window = decay, window
+
+    def fit(self, seqs: list[np.ndarray], n_items: int) -> SeqKNN:
+        a_all, b_all, w_all = [], [], []
+        for d in range(1, self.gap + 1):
+            a = [s[:-d] for s in seqs if len(s) > d]
+            b = [s[d:] for s in seqs if len(s) > d]
+            if not a:
+                break
+            a, b = np.concatenate(a), np.concatenate(b)
+            keep = a != b
+            a_all.append(a[keep])
+            b_all.append(b[keep])
+            w_all.append(np.full(keep.sum(), self.gap_decay ** (d - 1), np.float32))
+        if a_all:
+            a, b, w = np.concatenate(a_all), np.concatenate(b_all), np.concatenate(w_all)
+        else:
+            a = b = np.zeros(0, np.int64)
+            w = np.zeros(0, np.float32)
+        f = sp.csr_matrix((w, (a, b)), shape=(n_items, n_items), dtype=np.float32)
+        f.sum_duplicates()
+        n = np.bincount(np.concatenate(seqs), minlength=n_items).astype(np.float32) if seqs else np.zeros(n_items)
+        norm = np.sqrt(np.maximum(n, 1.0))
+        coo = f.tocoo()
+        coo.data = coo.data / (norm[coo.row] * norm[coo.col])
+        self.sim_ = _top_per_row(coo.tocsr(), self.neighbours)
+        return self
+
+    def score(self, rows: np.ndarray, n_items: int) -> np.ndarray:
+        out = np.zeros(n_items, dtype=np.float32)
+        if not len(rows):
+            return out
+        w = history_weights(np.ones(len(rows), np.float32), self.decay, self.window)
+        keep = (w > 0) & (rows < self.sim_.shape[0])
+        if keep.any():
+            v = sp.csr_matrix((w[keep], (np.zeros(keep.sum(), np.int64), rows[keep])),
+                              shape=(1, self.sim_.shape[0]))
+            s = (v @ self.sim_).toarray().ravel()
+            out[: len(s)] = s
+        return out
+
+    def save(self, folder: Path) -> None:
+        _save_csr(folder / "seqknn.npz", self.sim_)
+
+    def load_state(self, folder: Path) -> SeqKNN:
+        self.sim_ = _load_csr(folder / "seqknn.npz")
+        return self
+
+
 class ALS:
     """Implicit-feedback matrix factorisation (``implicit`` ALS) with content-tied item factors.
 

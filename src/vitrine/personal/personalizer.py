@@ -7,6 +7,7 @@ live profile:
 ``itemknn``     item-kNN on cosine co-occurrence, recency-decayed history
 ``userknn``     user-kNN (products of the most similar shoppers)
 ``transitions`` first-order item-to-next-item transitions from the newest items
+``seqknn``      directional kNN: products that follow the newest items within a few steps
 ``als``         implicit ALS; products without events get factors from content
 ``sasrec``      self-attention next-item model over the recent sequence
 ``content``     attribute profile (category, brand, colour, tags, price band)
@@ -31,19 +32,20 @@ import pandas as pd
 from vitrine.config import DEFAULT_EVENT_WEIGHTS
 from vitrine.data.catalog import Catalog
 from vitrine.errors import NotFittedError
-from vitrine.personal.cf import ALS, ItemKNN, Transitions, UserKNN, history_weights, user_item_matrix
+from vitrine.personal.cf import ALS, ItemKNN, SeqKNN, Transitions, UserKNN, history_weights, user_item_matrix
 from vitrine.personal.content import ContentEncoder
 from vitrine.personal.profiles import ATTRIBUTES, AttributeCodes, Profile, Profiles
 from vitrine.results import top_k
 
-SOURCES = ("itemknn", "userknn", "transitions", "als", "sasrec", "content", "vector", "popularity")
-DEFAULT_BLEND = {"itemknn": 1.0, "userknn": 0.25, "transitions": 0.5, "als": 0.5, "sasrec": 1.0,
+SOURCES = ("itemknn", "userknn", "transitions", "seqknn", "als", "sasrec", "content", "vector", "popularity")
+DEFAULT_BLEND = {"itemknn": 1.0, "userknn": 0.25, "transitions": 0.5, "seqknn": 0.5, "als": 0.5, "sasrec": 1.0,
                  "content": 0.1, "vector": 0.1, "popularity": 0.1}
-GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+BEHAVIOUR = ("itemknn", "userknn", "transitions", "seqknn", "sasrec", "popularity")
+GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 #: Feature names of :meth:`Personalizer.features` (stable; the ranker reads them by name).
 FEATURES = (
-    "personal_blend", "personal_itemknn", "personal_userknn", "personal_transitions", "personal_als",
+    "personal_blend", "personal_itemknn", "personal_userknn", "personal_transitions", "personal_seqknn", "personal_als",
     "personal_sasrec", "personal_content", "personal_vector", "personal_popularity",
     "aff_category", "aff_brand", "aff_color", "aff_price_band",
     "seen_before", "bought_before", "user_events",
@@ -181,6 +183,7 @@ class Personalizer:
                 budget = 0.3 * budget
         self._fit_sources([r for _, r, _, _ in seqs], [w for _, _, w, _ in seqs], seq_budget=budget,
                           continue_seq=hasattr(self, "sasrec_"))
+        self.pop_source_ = self.popularity_
         self._precompute([(r, w) for _, r, w, _ in seqs])
         self.timings_["total"] = time.time() - t_all
         return self
@@ -196,6 +199,9 @@ class Personalizer:
         n = self.n_items_
         act = self._active()
         ui = user_item_matrix(rows, wts, n)
+        # popularity from the same events as the other sources (no leak of the validation holdout)
+        self.pop_source_ = np.asarray(ui.sum(axis=0)).ravel().astype(np.float32)
+        self.cold_ = self.pop_source_ <= 0  # products without events: behaviour sources imputed from content
         dense = self.vectors_ if self.vectors_ is not None else self.content_.dense()
 
         def timed(name, fn):
@@ -210,6 +216,8 @@ class Personalizer:
             self.userknn_ = timed("userknn", lambda: UserKNN().fit(ui))
         if "transitions" in act:
             self.transitions_ = timed("transitions", lambda: Transitions().fit(rows, n))
+        if "seqknn" in act:
+            self.seqknn_ = timed("seqknn", lambda: SeqKNN().fit(rows, n))
         if "als" in act and ui.nnz:
             self.als_ = timed("als", lambda: ALS(**{"seed": self.seed, **(self.als_params or {})}).fit(ui, dense))
             self.als_rows_ = None  # fitted user factors are aligned with ``rows``; set by _precompute
@@ -272,7 +280,7 @@ class Personalizer:
         w = np.array([self.weights_[s] for s in act], dtype=np.float32)
         best = ndcg(w)
         start = best
-        for _ in range(2):
+        for _ in range(3):
             for i in range(len(act)):
                 for g in GRID:
                     cand = w.copy()
@@ -298,7 +306,7 @@ class Personalizer:
             return
         rows = self.content_.extend(self.catalog_)
         self.codes_.update(self.catalog_, self.content_.bands_)
-        self.popularity_ = np.concatenate([self.popularity_, np.zeros(n_new, np.float32)])
+        self.popularity_ = self.pop_source_ = np.concatenate([self.popularity_, np.zeros(n_new, np.float32)])
         if self.vectors_ is not None:
             self.vectors_ = np.vstack([self.vectors_, np.zeros((n_new, self.vectors_.shape[1]), np.float32)])
         if hasattr(self, "als_"):
@@ -347,7 +355,7 @@ class Personalizer:
         has = len(rows) > 0
         for s in act:
             if s == "popularity":
-                v = np.log1p(self.popularity_[:n])
+                v = np.log1p(self.pop_source_[:n])
             elif not has:
                 v = np.zeros(n, np.float32)
             elif s == "itemknn":
@@ -356,6 +364,8 @@ class Personalizer:
                 v = self.userknn_.score(rows, n)
             elif s == "transitions":
                 v = self.transitions_.score(rows, n)
+            elif s == "seqknn":
+                v = self.seqknn_.score(rows, n)
             elif s == "als":
                 v = self.als_.item_factors_[:n] @ st["als"]
             elif s == "sasrec":
@@ -370,6 +380,15 @@ class Personalizer:
             else:  # pragma: no cover - guarded by _active
                 raise ValueError(f"unknown source {s!r}")
             out[s] = _zscore(v)
+        like = [out[s] for s in ("content", "vector", "als") if s in out]
+        cold = np.resize(self.cold_, n) if len(self.cold_) != n else self.cold_
+        if len(self.cold_) < n:
+            cold[len(self.cold_):] = True
+        if like and has and cold.any():
+            fill = np.mean(like, axis=0)[cold]
+            for s in BEHAVIOUR:
+                if s in out:
+                    out[s][cold] = fill
         return out
 
     def _blend(self, z: dict[str, np.ndarray]) -> np.ndarray:
@@ -549,11 +568,12 @@ class Personalizer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / "popularity.npy", self.popularity_, allow_pickle=False)
+        np.save(folder / "cold.npy", self.cold_, allow_pickle=False)
         self.profiles_.save(folder / "profiles.json")
         self.content_.save(folder)
         if self.vectors_ is not None:
             np.save(folder / "vectors.npy", self.vectors_, allow_pickle=False)
-        for name in ("itemknn_", "userknn_", "transitions_", "als_"):
+        for name in ("itemknn_", "userknn_", "transitions_", "seqknn_", "als_"):
             if hasattr(self, name):
                 getattr(self, name).save(folder)
         if hasattr(self, "sasrec_"):
@@ -585,6 +605,8 @@ class Personalizer:
         self.weights_, self.timings_, self.tuning_ = meta["weights"], meta["timings"], meta["tuning"]
         self.codes_ = AttributeCodes.from_json(meta["codes"])
         self.popularity_ = np.load(folder / "popularity.npy", allow_pickle=False)
+        self.pop_source_ = self.popularity_
+        self.cold_ = np.load(folder / "cold.npy", allow_pickle=False)
         self.profiles_ = Profiles.load(folder / "profiles.json")
         self.content_ = ContentEncoder.load(folder)
         self.vectors_ = np.load(folder / "vectors.npy") if (folder / "vectors.npy").exists() else None
@@ -594,6 +616,8 @@ class Personalizer:
             self.userknn_ = UserKNN().load_state(folder)
         if (folder / "transitions.npz").exists():
             self.transitions_ = Transitions().load_state(folder)
+        if (folder / "seqknn.npz").exists():
+            self.seqknn_ = SeqKNN().load_state(folder)
         if (folder / "als.npz").exists():
             self.als_ = ALS(**(self.als_params or {})).load_state(folder)
         if (folder / "sasrec.npz").exists():

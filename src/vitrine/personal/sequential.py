@@ -77,9 +77,9 @@ class SASRec:
     device : "cpu", "cuda" or "auto".
     """
 
-    def __init__(self, *, dim: int = 64, layers: int = 2, heads: int = 2, dropout: float = 0.3,
-                 max_len: int = 50, lr: float = 1e-3, batch_size: int = 128, epochs: int = 200,
-                 max_seconds: float = 120.0, full_softmax_max: int = 0, negatives: int = 1024,
+    def __init__(self, *, dim: int = 64, layers: int = 1, heads: int = 2, dropout: float = 0.2,
+                 max_len: int = 50, lr: float = 3e-3, batch_size: int = 128, epochs: int = 200,
+                 max_seconds: float = 120.0, full_softmax_max: int = 0, negatives: int = 256,
                  device: str = "auto", seed: int = 0) -> None:
         self.dim, self.layers, self.heads, self.dropout, self.max_len = dim, layers, heads, dropout, max_len
         self.lr, self.batch_size, self.epochs, self.max_seconds = lr, batch_size, epochs, max_seconds
