@@ -23,6 +23,19 @@ from vitrine.evaluate.metrics import evaluate_rankings
 from vitrine.results import top_k
 
 COLD_USER_EVENTS = 3  # users with fewer training events count as cold
+COLD_PRODUCT_EVENTS = 5  # held-out products with fewer training events count as cold
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (0 where unknown)."""
+    try:
+        import resource
+        import sys
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+    except Exception:  # pragma: no cover - platform without resource
+        return 0.0
 
 
 def leave_last_out(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -81,7 +94,9 @@ def run_recommend(
     engine.fit(fit_ds, progress=progress)
     cat = engine.catalog_
     ids = cat.ids
+    t_base = time.time()
     scorers = {"vitrine": engine.personal_.score_all, **baseline_scorers(engine, train)}
+    t_base = time.time() - t_base
     seen = train.groupby("user_id")["product_id"].apply(lambda s: cat.indices(s.unique())).to_dict()
     n_train = train.groupby("user_id").size().to_dict()
     truth, runs = {}, {name: {} for name in scorers}
@@ -108,9 +123,20 @@ def run_recommend(
     for n, r in runs.items():
         results[n][f"coverage@{k}"] = coverage(r.values(), len(cat), k)
     cold_truth = {u: truth[u] for u in cold_users}
-    extra = {"users": len(truth), "cold_users": len(cold_users)}
+    item_counts = train["product_id"].value_counts().to_dict()
+    cold_items = {u: t for u, t in truth.items() if item_counts.get(next(iter(t)), 0) < COLD_PRODUCT_EVENTS}
+    extra = {"users": len(truth), "cold_users": len(cold_users), "cold_products": len(cold_items)}
     if cold_truth:
         extra["cold_user_metrics"] = {n: evaluate_rankings(cold_truth, runs[n], k=k) for n in runs}
+    if cold_items:
+        extra["cold_product_metrics"] = {n: evaluate_rankings(cold_items, runs[n], k=k) for n in runs}
+    timings = getattr(engine.personal_, "timings_", None)
+    if timings:
+        extra["fit_seconds"] = {n: round(float(v), 2) for n, v in timings.items()}
+    if getattr(engine.personal_, "weights_", None):
+        extra["blend_weights"] = {n: round(float(v), 3) for n, v in engine.personal_.weights_.items()}
+    extra["baseline_fit_seconds"] = round(t_base, 2)
+    extra["peak_rss_mb"] = _peak_rss_mb()
     return EvalReport(
         dataset=ds.name, task="recommend", protocol="candidates" if candidates else "full", k=k,
         metrics=results.pop("vitrine"), baselines=results, seconds=round(time.time() - t0, 2), extra=extra,
