@@ -207,7 +207,7 @@ def _tower_net(dim: int, width: int = 16, cnn: bool = True):
 
 def _to_tensor(images: np.ndarray):
     torch = _torch()
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.from_numpy(np.array(images, copy=True)).permute(0, 3, 1, 2).float().div_(255.0)
     return x.sub_(0.5).div_(0.25)
 
 

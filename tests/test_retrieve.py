@@ -1,0 +1,141 @@
+"""Retriever: sources, fusion, image modality, updates and persistence (on a small synthetic shop)."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vitrine.data.catalog import Catalog
+from vitrine.data.dataset import load_dataset
+from vitrine.data.synth import generate
+from vitrine.results import top_k
+from vitrine.retrieve import Retriever, rrf_scores, zsum_scores
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shop") / "shop"
+    generate(out, products=720, users=20, seed=5, image_size=32, sessions_per_user=1.0, judged_queries=20)
+    ds = load_dataset(out)
+    truth = pd.read_parquet(out / "truth" / "products.parquet").set_index("product_id")
+    return ds, truth, tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def fitted(shop):
+    ds, truth, cache = shop
+    cat = Catalog(ds.products, root=ds.root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = Retriever(image_model="tower", image_size=32, tower_seconds=15, cache_dir=str(cache)).fit(cat)
+    return r, cat
+
+
+def _colour_recall(r, cat, truth) -> float:
+    t = truth.loc[cat.ids].copy()
+    t["top"] = cat.products["category"].str.split(" > ").str[0].str.lower().to_numpy()
+    pool = np.flatnonzero(~t["color_in_text"].to_numpy())
+    recalls = []
+    for (colour, category), g in t.iloc[pool].groupby(["color", "top"]):
+        rel = set(cat.indices(g.index))
+        top = pool[top_k(r.score_rows(f"{colour} {category}", pool).scores, 10)]
+        recalls.append(len(rel & set(top)) / min(len(rel), 10))
+    return float(np.mean(recalls))
+
+
+def test_image_modality_must_measurably_help(shop, fitted) -> None:
+    """Queries '<colour> <category>' ranking only the products whose colour only the image shows."""
+    ds, truth, cache = shop
+    r, cat = fitted
+    text_only = Retriever(image_model="none", cache_dir=str(cache)).fit(cat)
+    assert text_only.image_vectors_ is None
+    with_images, without = _colour_recall(r, cat, truth), _colour_recall(text_only, cat, truth)
+    assert with_images >= 2 * without, (with_images, without)
+
+
+def test_retrieve_sources_and_fusion(fitted) -> None:
+    r, cat = fitted
+    c = r.retrieve("red sandals", k=20)
+    assert len(c.rows) == 20 and set(c.sources) == {"lexical", "dense", "image", "popularity"}
+    assert np.all(np.diff(c.scores) <= 1e-12)
+    for v in c.sources.values():
+        assert v.shape == (20,)
+    titles = cat.products["title"].iloc[c.rows[:5]].str.lower()
+    assert titles.str.contains("sandal").all()
+
+
+def test_text_less_products_found_by_image_and_scored_nan_by_dense(fitted) -> None:
+    r, cat = fitted
+    assert r.has_text_.all() and r.has_image_.all()
+    c = r.score_rows("red sandals", np.arange(10))
+    assert np.isfinite(c.sources["dense"]).all()
+
+
+def test_empty_query_returns_popular(fitted) -> None:
+    r, _ = fitted
+    c = r.retrieve(None, k=5)
+    assert len(c.rows) == 5 and list(c.sources) == ["popularity"]
+
+
+def test_image_query_finds_the_same_product(fitted) -> None:
+    r, cat = fitted
+    row = 17
+    c = r.retrieve(query_image=cat.image_path(row), k=10)
+    assert row in c.rows[:3]
+    assert r.retrieve(query_image=b"not an image", k=5) is not None  # warns, falls back to popularity
+
+
+def test_similar_and_item_vectors(fitted) -> None:
+    r, cat = fitted
+    iv = r.item_vectors()
+    assert iv.shape[0] == len(cat) and np.allclose(np.linalg.norm(iv, axis=1), 1, atol=1e-4)
+    rows, scores = r.similar(3, k=5)
+    assert 3 not in rows and len(rows) == 5 and np.all(np.diff(scores) <= 1e-6)
+    leaf = cat.products["category"]
+    assert (leaf.iloc[rows] == leaf.iloc[3]).mean() >= 0.6
+
+
+def test_baseline_scorers(fitted) -> None:
+    r, _ = fitted
+    fns = r.baseline_scorers()
+    assert {"bm25", "dense", "image", "hybrid"} <= set(fns)
+    rows = np.arange(50)
+    for f in fns.values():
+        s = np.asarray(f("blue cap", rows))
+        assert s.shape == (50,) and np.isfinite(s).all()
+
+
+def test_upsert_delete_and_save_load(fitted, shop, tmp_path) -> None:
+    ds, _, cache = shop
+    r, _ = fitted
+    cat = Catalog(ds.products, root=ds.root)
+    r2 = Retriever.load(_save(r, tmp_path / "r"), cat)
+    np.testing.assert_allclose(r2.score_rows("blue cap", np.arange(30)).scores,
+                               r.score_rows("blue cap", np.arange(30)).scores, rtol=1e-5)
+    new = pd.DataFrame([{"product_id": "zz1", "title": "Quantum Flux Capacitor", "image": cat.image_path(5)}])
+    rows = cat.upsert(new)
+    r2.add(rows)
+    c = r2.retrieve("quantum flux capacitor", k=3)
+    assert c.rows[0] == rows[0]
+    cat.delete("zz1")
+    assert rows[0] not in r2.retrieve("quantum flux capacitor", k=3).rows
+
+
+def _save(r, folder):
+    folder.mkdir(parents=True)
+    r.save(folder)
+    return folder
+
+
+def test_fusion_functions() -> None:
+    src = {"a": np.array([3.0, 2.0, 1.0]), "b": np.array([np.nan, 0.9, 0.5])}
+    s = rrf_scores(src, {"a": 1.0, "b": 1.0})
+    assert s[1] > s[0] and s[1] > s[2]
+    z = zsum_scores(src, {"a": 1.0, "b": 0.0})
+    assert np.argmax(z) == 0
+    with pytest.raises(ValueError, match="unknown fusion"):
+        Retriever(fusion="max")._resolve()
