@@ -1,21 +1,62 @@
 """The search ranker the engine talks to.
 
-Foundation version: a fixed linear blend of retrieval sources and the
-shopper's affinity. The learning-to-rank work replaces the insides
-(LambdaMART over assembled features) behind the same ``fit``/``rank``.
+``SearchRanker.fit(engine, dataset)`` learns LightGBM LambdaMART over the
+features of :mod:`vitrine.rank.features` from
+
+* judgments (``dataset.judgments``; the evaluation passes split=train only):
+  for each query, the candidates the retriever returns at serving depth plus
+  the judged products, labelled by grade (unjudged = 0), and the judged
+  products alone (the rerank distribution);
+* click logs (``dataset.events`` with ``request_id`` and ``position``): each
+  logged page is a group, labelled purchase > cart > click > skipped, with
+  clicked rows weighted by the inverse of the examination propensity
+  estimated from the same logs (:mod:`vitrine.rank.propensity`). Shopper
+  features of a logged page use only the shopper's history before it.
+
+Without judgments or logged pages it falls back to a fixed linear blend of
+retrieval sources and the shopper's affinity.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import pickle
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from vitrine.rank.features import (
+    ProductTable,
+    assemble,
+    feature_group,
+    product_table,
+    to_matrix,
+)
+from vitrine.rank.labels import grade_to_label, judgment_groups, log_labels
+from vitrine.rank.lambdamart import LambdaMART
+from vitrine.rank.propensity import estimate_propensities, impressions_from_events
 from vitrine.results import Candidates
 
-# Which explanation bucket each retrieval source's contribution goes to.
+# Which explanation bucket each retrieval source's contribution goes to (blend fallback).
 SOURCE_GROUP = {"lexical": "text", "dense": "text", "image": "image", "popularity": "popularity"}
+
+
+class LazyExplanations(Sequence):
+    """Explanations computed on first access (serving without ``explain`` pays nothing)."""
+
+    def __init__(self, fn, n: int) -> None:
+        self._fn, self._n, self._data = fn, n, None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if self._data is None:
+            self._data = self._fn()
+        return self._data[i]
 
 
 class SearchRanker:
@@ -23,44 +64,266 @@ class SearchRanker:
 
     Parameters
     ----------
-    weights : source name -> weight of its min-max-scaled score; "personal"
-        weighs the shopper affinity.
+    model : "lambdamart" (default) or "blend" (fixed weights, no training).
+    weights : blend weights: source name -> weight of its min-max-scaled
+        score; "personal" weighs the shopper affinity.
+    depth : candidates per training query (as the engine retrieves at serving).
+    personal_features : use shopper features (off: the anonymous ranker).
+    debias : weight log clicks by inverse examination propensity.
+    max_log_pages : at most this many logged pages are used for training.
+    max_queries : at most this many judged queries are used for training.
+    n_estimators, num_threads, seed : LambdaMART settings.
+
+    Attributes
+    ----------
+    model_ : fitted LambdaMART, or None for the blend.
+    feature_names_ : features the model uses, in column order.
+    propensities_ : examination per position estimated from the logs, or None.
+    table_ : product features aligned to catalog rows.
     """
 
-    def __init__(self, *, weights: dict[str, float] | None = None) -> None:
+    def __init__(self, *, model: str = "lambdamart", weights: dict[str, float] | None = None, depth: int = 200,
+                 personal_features: bool = True, debias: bool = True, max_log_pages: int = 20000,
+                 max_queries: int = 6000, n_estimators: int = 400, num_threads: int = 2,
+                 seed: int = 0) -> None:  # fmt: skip
+        self.model = model
         self.weights = weights
+        self.depth = depth
+        self.personal_features = personal_features
+        self.debias = debias
+        self.max_log_pages = max_log_pages
+        self.max_queries = max_queries
+        self.n_estimators = n_estimators
+        self.num_threads = num_threads
+        self.seed = seed
+
+    def _params(self) -> dict:
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    # -- training ---------------------------------------------------------------
+    def _feats(self, engine, query, cands, personal, user_key, history=None, use_personal_model=True):
+        if not self.personal_features:
+            personal, user_key = None, None
+        return assemble(engine, query, cands, personal, user_key=user_key, table=self.table_,
+                        history=history, use_personal_model=use_personal_model)
+
+    def _judgment_groups(self, engine, judgments: pd.DataFrame, rng) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+        groups = judgment_groups(judgments)
+        queries = list(groups)
+        if len(queries) > self.max_queries:
+            queries = list(rng.choice(queries, size=self.max_queries, replace=False))
+        out = []
+        cat = engine.catalog_
+        for q in queries:
+            judged = groups[q]
+            jrows = cat.indices(list(judged), missing="mark")
+            grades = np.asarray(list(judged.values()), dtype=np.float64)[jrows >= 0]
+            jrows = jrows[jrows >= 0]
+            if not len(jrows):
+                continue
+            gmap = dict(zip(jrows.tolist(), grades.tolist(), strict=True))
+            # Retrieve distribution: what serving ranks, plus the judged products it missed.
+            cands = engine.retriever_.retrieve(query_text=q, k=self.depth)
+            missing = jrows[~np.isin(jrows, cands.rows)]
+            if len(missing):
+                extra = engine.retriever_.score_rows(q, missing)
+                cands = _concat(cands, extra)
+            y = grade_to_label([gmap.get(int(r), 0.0) for r in cands.rows])
+            out.append((self._feats(engine, q, cands, None, None), y, None))
+            # Rerank distribution: the judged products alone.
+            if len(jrows) > 1:
+                c2 = engine.retriever_.score_rows(q, jrows)
+                out.append((self._feats(engine, q, c2, None, None), grade_to_label(grades), None))
+        return out
+
+    def _log_groups(self, engine, dataset, rng) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+        events = dataset.events
+        imp = impressions_from_events(events)
+        if not len(imp):
+            return []
+        self.propensities_ = estimate_propensities(imp)
+        lab = log_labels(imp, self.propensities_ if self.debias else None)
+        cat = engine.catalog_
+        lab["row"] = cat.indices(lab["product_id"], missing="mark")
+        lab = lab[lab["row"] >= 0]
+        pages = lab.groupby("request_id", sort=True)
+        ids = list(pages.groups)
+        # Pages with no click carry no ranking signal.
+        has_click = pages["label"].max()
+        ids = [r for r in ids if has_click[r] > 0]
+        if len(ids) > self.max_log_pages:
+            ids = sorted(rng.choice(ids, size=self.max_log_pages, replace=False).tolist())
+        hist = _History(events, cat, dataset.pseudonymized, engine, getattr(engine.personal_, "history", 50))
+        out = []
+        for rid in ids:
+            g = pages.get_group(rid).sort_values("position")
+            q = g["query"].iat[0]
+            q = None if q is None or (isinstance(q, float) and np.isnan(q)) else str(q)
+            rows = g["row"].to_numpy(np.int64)
+            cands = engine.retriever_.score_rows(q, rows)
+            raw = g["user_id"].iat[0]
+            ukey, h = hist.key(raw), hist.before(raw, g["timestamp"].iat[0])
+            # The personalizer's own features cannot be computed as of the page time; leave them out.
+            f = self._feats(engine, q, cands, None, ukey, history=h, use_personal_model=False)
+            out.append((f, g["label"].to_numpy(np.int32), g["weight"].to_numpy(np.float64)))
+        return out
+
+    def fit(self, engine, dataset) -> SearchRanker:
+        """Learn from ``dataset.judgments`` and/or logged pages in ``dataset.events``."""
+        rng = np.random.default_rng(self.seed)
+        self.model_ = None
+        self.propensities_ = None
+        self.feature_names_: list[str] = []
+        self.table_ = product_table(engine.catalog_.products, getattr(dataset, "reviews", None))
+        if self.model == "blend":
+            self.fitted_ = True
+            return self
+        groups = []
+        if getattr(dataset, "judgments", None) is not None and len(dataset.judgments):
+            groups += self._judgment_groups(engine, dataset.judgments, rng)
+        if getattr(dataset, "events", None) is not None and len(dataset.events):
+            groups += self._log_groups(engine, dataset, rng)
+        groups = [g for g in groups if len(g[1]) > 1]
+        if not groups:
+            self.fitted_ = True
+            return self
+        names = sorted({k for f, _, _ in groups for k in f})
+        sizes = np.asarray([len(y) for _, y, _ in groups], dtype=np.int64)
+        X = np.concatenate([to_matrix(f, names, len(y)) for f, y, _ in groups])
+        y = np.concatenate([y for _, y, _ in groups])
+        w = np.concatenate([np.ones(len(y_)) if w_ is None else w_ for _, y_, w_ in groups])
+        usable = np.isfinite(X).any(0) & (np.nanstd(np.where(np.isfinite(X), X, np.nan), axis=0) > 0)
+        self.feature_names_ = [n for n, u in zip(names, usable, strict=True) if u]
+        X = X[:, usable]
+        self.model_ = LambdaMART(n_estimators=self.n_estimators, num_threads=self.num_threads, seed=self.seed)
+        self.model_.fit(X, y, sizes, self.feature_names_, weight=w if (w != 1).any() else None)
+        self.fitted_ = True
+        return self
+
+    # -- serving ----------------------------------------------------------------
+    def features(self, query, cands, personal=None, user_key=None, engine=None) -> dict[str, np.ndarray]:
+        """The feature columns :meth:`rank` scores (for logging what was served)."""
+        return self._feats(engine, query, cands, personal, user_key)
+
+    def rank(
+        self, query: str | None, cands: Candidates, personal: np.ndarray | None, **context: object
+    ) -> tuple[np.ndarray, Sequence[dict[str, float]]]:
+        """Return (scores, explanations) aligned with ``cands.rows``.
+
+        Explanations give, per candidate, the score contribution of each group
+        (text, image, reviews, price, popularity, personal, context, base).
+        """
+        engine = context.get("engine")
+        if self.model_ is None or engine is None or not len(cands.rows):
+            return self._blend(cands, personal)
+        f = self._feats(engine, query, cands, personal, context.get("user_key"))
+        X = to_matrix(f, self.feature_names_, len(cands.rows))
+        scores = self.model_.predict(X)
+        return scores, LazyExplanations(lambda: self.model_.contributions(X), len(scores))
 
     def _w(self) -> dict[str, float]:
         return self.weights or {"lexical": 1.0, "dense": 1.0, "image": 1.0, "popularity": 0.1, "personal": 0.5}
 
-    def fit(self, engine, dataset) -> SearchRanker:  # noqa: ARG002 - learned in the ranking work
-        self.fitted_ = True
-        return self
-
-    def rank(
-        self, query: str | None, cands: Candidates, personal: np.ndarray | None, **context: object
-    ) -> tuple[np.ndarray, list[dict[str, float]]]:
-        """Return (scores, explanations) aligned with ``cands.rows``."""
+    def _blend(self, cands: Candidates, personal) -> tuple[np.ndarray, list[dict[str, float]]]:
         w = self._w()
         parts: dict[str, np.ndarray] = {}
         for name, vals in cands.sources.items():
             v = np.nan_to_num(np.asarray(vals, dtype=np.float64), nan=0.0, neginf=0.0)
             span = v.max() - v.min() if len(v) else 0.0
             scaled = (v - v.min()) / span if span > 0 else np.zeros_like(v)
-            group = SOURCE_GROUP.get(name, name)
+            group = SOURCE_GROUP.get(name, feature_group(f"src_{name}"))
             parts[group] = parts.get(group, 0.0) + w.get(name, 0.0) * scaled
-        if personal is not None:
+        if personal is not None and self.personal_features:
             parts["personal"] = w["personal"] * np.asarray(personal, dtype=np.float64)
         total = sum(parts.values()) if parts else np.zeros(len(cands.rows))
-        expl = [{g: float(v[i]) for g, v in parts.items()} for i in range(len(cands.rows))]
-        return np.asarray(total, dtype=np.float64), expl
+        total = np.broadcast_to(np.asarray(total, dtype=np.float64), (len(cands.rows),)).copy()
+        expl = [{g: float(np.broadcast_to(v, total.shape)[i]) for g, v in parts.items()} for i in range(len(total))]
+        return total, expl
 
+    def importance(self) -> dict[str, float]:
+        """Total split gain per feature (empty for the blend)."""
+        return self.model_.importance() if self.model_ is not None else {}
+
+    # -- persistence ------------------------------------------------------------
     def save(self, folder: Path) -> None:
+        folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "ranker.json").write_text(json.dumps({"weights": self.weights}))
+        meta = {
+            "params": self._params(),
+            "feature_names": self.feature_names_ if hasattr(self, "feature_names_") else [],
+            "propensities": None if getattr(self, "propensities_", None) is None
+            else [None if not np.isfinite(x) else float(x) for x in self.propensities_],
+            "has_model": getattr(self, "model_", None) is not None,
+        }
+        (folder / "ranker.json").write_text(json.dumps(meta))
+        if getattr(self, "table_", None) is not None:
+            np.savez(folder / "product_features.npz", **self.table_.columns)
+            with open(folder / "product_attrs.pkl", "wb") as fh:
+                pickle.dump({k: list(v) for k, v in self.table_.attrs.items()}, fh)
+        if meta["has_model"]:
+            self.model_.save(folder)
 
     @classmethod
     def load(cls, folder: Path) -> SearchRanker:
-        self = cls(**json.loads((folder / "ranker.json").read_text()))
+        folder = Path(folder)
+        meta = json.loads((folder / "ranker.json").read_text())
+        self = cls(**meta.get("params", {"weights": meta.get("weights")}))
+        self.feature_names_ = meta.get("feature_names", [])
+        p = meta.get("propensities")
+        self.propensities_ = None if p is None else np.asarray([np.nan if x is None else x for x in p])
+        self.table_ = None
+        if (folder / "product_features.npz").exists():
+            with np.load(folder / "product_features.npz", allow_pickle=False) as z:
+                cols = {k: z[k] for k in z.files}
+            with open(folder / "product_attrs.pkl", "rb") as fh:
+                attrs = {k: np.asarray(v, dtype=object) for k, v in pickle.load(fh).items()}
+            self.table_ = ProductTable(cols, attrs)
+        self.model_ = LambdaMART.load(folder, self.feature_names_) if meta.get("has_model") else None
         self.fitted_ = True
         return self
+
+
+def _concat(a: Candidates, b: Candidates) -> Candidates:
+    names = set(a.sources) | set(b.sources)
+    src = {}
+    for s in names:
+        va = a.sources.get(s, np.full(len(a.rows), np.nan))
+        vb = b.sources.get(s, np.full(len(b.rows), np.nan))
+        src[s] = np.concatenate([np.asarray(va, np.float64), np.asarray(vb, np.float64)])
+    return Candidates(np.concatenate([a.rows, b.rows]), np.concatenate([a.scores, b.scores]), src)
+
+
+class _History:
+    """Each shopper's positive events (click, cart, purchase) in time order, to
+    give the history strictly before a logged page."""
+
+    def __init__(self, events: pd.DataFrame, catalog, pseudonymized: bool, engine, maxlen: int) -> None:
+        self.maxlen = maxlen
+        self.pseudonymized = pseudonymized
+        self.engine = engine
+        ev = events[events["event"].isin(["click", "add_to_cart", "purchase"])]
+        ev = ev.assign(row=catalog.indices(ev["product_id"], missing="mark"))
+        ev = ev[ev["row"] >= 0].sort_values("timestamp", kind="stable")
+        self.by_user = {
+            u: (g["timestamp"].to_numpy(), g["row"].to_numpy(np.int64)) for u, g in ev.groupby("user_id", sort=False)
+        }
+        self._keys: dict = {}
+
+    def key(self, raw):
+        if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+            return None
+        if self.pseudonymized:
+            return raw
+        k = self._keys.get(raw)
+        if k is None:
+            k = self._keys[raw] = self.engine.user_key(raw)
+        return k
+
+    def before(self, raw, ts) -> np.ndarray:
+        """Rows of the shopper's last ``maxlen`` positive events before ``ts``."""
+        got = self.by_user.get(raw)
+        if got is None:
+            return np.zeros(0, np.int64)
+        t, rows = got
+        i = np.searchsorted(t, np.datetime64(ts), side="left")
+        return rows[max(0, i - self.maxlen): i]

@@ -1,0 +1,326 @@
+"""Feature assembly: ONE code path for training and serving.
+
+:func:`assemble` turns (query, candidates, shopper) into named feature
+columns. The ranker calls it in ``fit`` (on the candidates the retriever
+returns for each training query, so the training distribution matches
+serving) and in ``rank``; :func:`log_record` packs what was served so future
+training can reuse exactly those values.
+
+Feature groups (for explanations) are given by :func:`feature_group`:
+
+========== ==============================================================
+text       ``bm25_<field>``, ``cover_<field>``, ``fuzzy_<field>``,
+           ``src_lexical*``, ``src_dense*``, ``fused*``, ``title_*``, ``q_*``
+image      ``src_image*``
+reviews    ``rating_bayes``, ``rating_count_log``, ``review_*``
+price      ``price_*``
+popularity ``src_popularity*``, ``sales_log``, ``fresh_days``
+personal   ``personal``, ``p_*`` (personalizer features), ``aff_*``
+========== ==============================================================
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vitrine.results import Candidates
+
+GROUPS = ("text", "image", "reviews", "price", "popularity", "personal", "context")
+LEX_FIELDS = ("title", "brand", "category", "color", "tags", "description")
+_NUM = re.compile(r"\d")
+
+
+def feature_group(name: str) -> str:
+    """The explanation bucket of a feature name."""
+    if name.startswith(("src_image", "image")):
+        return "image"
+    if name.startswith(("src_popularity", "sales", "fresh")):
+        return "popularity"
+    if name.startswith(("rating", "review")):
+        return "reviews"
+    if name.startswith("price"):
+        return "price"
+    if name.startswith(("personal", "p_", "aff_")):
+        return "personal"
+    if name.startswith(("ctx_",)):
+        return "context"
+    return "text"
+
+
+@dataclass
+class ProductTable:
+    """Per-catalog-row product features computed once at fit (aligned to rows).
+
+    Attributes
+    ----------
+    columns : name -> float32 array (n_products,).
+    attrs : per row, lower-cased (brand, color, leaf category) strings.
+    """
+
+    columns: dict[str, np.ndarray]
+    attrs: dict[str, np.ndarray]
+
+    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        n = len(next(iter(self.columns.values()))) if self.columns else 0
+        ok = rows < n
+        out = {}
+        for k, v in self.columns.items():
+            col = np.full(len(rows), np.nan, np.float32)
+            col[ok] = v[rows[ok]]
+            out[k] = col
+        return out
+
+
+def _num(s: pd.Series) -> np.ndarray:
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def product_table(products: pd.DataFrame, reviews: pd.DataFrame | None = None) -> ProductTable:
+    """Product-only features: price percentile in category, Bayesian rating,
+    sales, review signals, freshness."""
+    n = len(products)
+    cols: dict[str, np.ndarray] = {}
+    price = _num(products["price"]) if "price" in products else np.full(n, np.nan)
+    cat = products["category"].fillna("").astype(str) if "category" in products else pd.Series([""] * n)
+    leaf = cat.str.split(">").str[-1].str.strip().str.lower()
+    if np.isfinite(price).any():
+        pr = pd.Series(price)
+        cols["price_pct_cat"] = pr.groupby(leaf.to_numpy()).rank(pct=True).to_numpy(np.float32)
+        med = pr.groupby(leaf.to_numpy()).transform("median").to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cols["price_rel_cat"] = np.log(price / med).astype(np.float32)
+        cols["price_log"] = np.log1p(np.maximum(price, 0)).astype(np.float32)
+    rating = _num(products["rating"]) if "rating" in products else np.full(n, np.nan)
+    rcount = _num(products["rating_count"]) if "rating_count" in products else np.full(n, np.nan)
+    if np.isfinite(rating).any():
+        m = 10.0
+        mu = float(np.nanmean(rating))
+        rc = np.nan_to_num(rcount, nan=0.0)
+        cols["rating_bayes"] = ((np.nan_to_num(rating, nan=mu) * rc + mu * m) / (rc + m)).astype(np.float32)
+        cols["rating_count_log"] = np.log1p(rc).astype(np.float32)
+    sales = _num(products["sales"]) if "sales" in products else np.full(n, np.nan)
+    if np.isfinite(sales).any():
+        cols["sales_log"] = np.log1p(np.maximum(np.nan_to_num(sales), 0)).astype(np.float32)
+    if "created_at" in products and products["created_at"].notna().any():
+        ts = pd.to_datetime(products["created_at"], errors="coerce")
+        cols["fresh_days"] = ((ts.max() - ts).dt.total_seconds() / 86400.0).to_numpy(np.float32, na_value=np.nan)
+    if reviews is not None and len(reviews):
+        ids = pd.Index(products["product_id"])
+        r = reviews.assign(_row=ids.get_indexer(reviews["product_id"]))
+        r = r[r["_row"] >= 0]
+        cnt = np.bincount(r["_row"], minlength=n).astype(np.float32)
+        cols["review_count_log"] = np.log1p(cnt)
+        if "rating" in r and r["rating"].notna().any():
+            rr = r.dropna(subset=["rating"])
+            s = np.bincount(rr["_row"], weights=rr["rating"].astype(float), minlength=n)
+            c = np.bincount(rr["_row"], minlength=n)
+            mu = float(rr["rating"].mean())
+            cols["review_rating_bayes"] = ((s + 5 * mu) / (c + 5)).astype(np.float32)
+    attrs = {}
+    for col in ("brand", "color"):
+        attrs[col] = (products[col].fillna("").astype(str).str.lower().to_numpy(dtype=object)
+                      if col in products else np.full(n, "", dtype=object))
+    attrs["leaf"] = leaf.to_numpy(dtype=object)
+    return ProductTable(cols, attrs)
+
+
+def _query_terms(lex, query: str) -> tuple[list[int], list[list[int]], int]:
+    """Vocabulary columns of the query tokens, fuzzy expansions, and token count."""
+    from vitrine.features.lexical import tokenize
+
+    toks = tokenize(query)
+    vocab = lex.vocab_
+    exact = [vocab[t] for t in toks if t in vocab]
+    fuzzy: list[list[int]] = []
+    prefixes = getattr(lex, "_vitrine_prefix", None)
+    if prefixes is None or prefixes[0] != len(vocab):
+        pm: dict[str, list[int]] = {}
+        for t, c in vocab.items():
+            if len(t) >= 4 and not _NUM.search(t):
+                pm.setdefault(t[:4], []).append(c)
+        prefixes = (len(vocab), pm)
+        try:
+            lex._vitrine_prefix = prefixes
+        except AttributeError:  # pragma: no cover
+            pass
+    for t in toks:
+        cand = list(prefixes[1].get(t[:4], [])) if len(t) >= 4 else []
+        if t in vocab:
+            cand.append(vocab[t])
+        fuzzy.append(cand[:50])
+    return exact, fuzzy, len(toks)
+
+
+def _minmax_rank(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Value over the max in the list, and rank (0 = best) within the list."""
+    x = np.nan_to_num(v.astype(np.float64), nan=-np.inf)
+    mx = np.max(x) if len(x) else 0.0
+    rel = np.where(np.isfinite(x), x / mx, np.nan) if np.isfinite(mx) and mx > 0 else np.full(len(x), np.nan)
+    rank = np.empty(len(x), np.float32)
+    rank[np.argsort(-x, kind="stable")] = np.arange(len(x), dtype=np.float32)
+    return rel.astype(np.float32), rank
+
+
+def assemble(
+    engine,
+    query: str | None,
+    cands: Candidates,
+    personal: np.ndarray | None = None,
+    user_key: str | None = None,
+    table: ProductTable | None = None,
+    context: Mapping[str, float] | None = None,
+    history: np.ndarray | None = None,
+    use_personal_model: bool = True,
+) -> dict[str, np.ndarray]:
+    """Feature columns, each float32 of shape (len(cands.rows),).
+
+    Parameters
+    ----------
+    engine : fitted Engine (uses ``retriever_.lexical_`` and ``personal_``).
+    query : query text (None for image-only or browsing).
+    cands : candidates with per-source scores.
+    personal : the personalizer's affinity score for each row, or None.
+    user_key : pseudonymous shopper key (for ``personal_.features``).
+    table : product features from :func:`product_table` (skipped when None).
+    context : extra scalar context features (``ctx_<name>``).
+    history : the shopper's recent products (rows, oldest first); default:
+        the personalizer's live ``recent_`` (training passes the history
+        before the logged page, so no label leaks into the features).
+    use_personal_model : add ``p_*`` from ``personal_.features`` when it exists.
+    """
+    rows = np.asarray(cands.rows, dtype=np.int64)
+    n = len(rows)
+    f: dict[str, np.ndarray] = {}
+    # -- query-product: retrieval sources ---------------------------------
+    for name, vals in cands.sources.items():
+        v = np.asarray(vals, dtype=np.float32)
+        f[f"src_{name}"] = v
+        if name != "popularity":
+            f[f"src_{name}_rel"], f[f"src_{name}_rank"] = _minmax_rank(v)
+    f["fused"] = np.asarray(cands.scores, dtype=np.float32)
+    f["fused_rel"], f["fused_rank"] = _minmax_rank(f["fused"])
+    # -- query-product: per-field BM25, exact and fuzzy coverage ----------
+    lex = getattr(getattr(engine, "retriever_", None), "lexical_", None)
+    n_tok = 0
+    if query and lex is not None and n:
+        exact, fuzzy, n_tok = _query_terms(lex, query)
+        ok = rows < lex.n_docs_
+        r = rows[ok]
+        for fld, m in lex.matrices_.items():
+            sub = m[r] if len(r) else m[:0]
+            bm = np.zeros(n, np.float32)
+            cov = np.zeros(n, np.float32)
+            fz = np.zeros(n, np.float32)
+            if exact and len(r):
+                part = sub[:, exact]
+                bm[ok] = np.asarray(part.sum(axis=1)).ravel()
+                cov[ok] = np.asarray((part != 0).sum(axis=1)).ravel() / max(n_tok, 1)
+            if len(r) and any(fuzzy):
+                hits = np.zeros(len(r), np.float32)
+                for cols in fuzzy:
+                    if cols:
+                        hits += np.asarray((sub[:, cols] != 0).sum(axis=1)).ravel() > 0
+                fz[ok] = hits / max(n_tok, 1)
+            f[f"bm25_{fld}"] = bm
+            f[f"cover_{fld}"] = cov
+            f[f"fuzzy_{fld}"] = fz
+            f[f"bm25_{fld}_rel"], _ = _minmax_rank(bm)
+        f["title_all_terms"] = (f.get("cover_title", np.zeros(n)) >= 0.999).astype(np.float32)
+        f["q_oov"] = np.full(n, (n_tok - len(exact)) / max(n_tok, 1), np.float32)
+    f["q_len"] = np.full(n, float(n_tok), np.float32)
+    f["q_has_digit"] = np.full(n, float(bool(query) and bool(_NUM.search(query or ""))), np.float32)
+    # -- exact attribute match: query text vs brand / colour / leaf -------
+    if table is not None and query:
+        ql = f" {query.lower()} "
+        for a, vals in table.attrs.items():
+            ok = rows < len(vals)
+            hit = np.zeros(n, np.float32)
+            hit[ok] = [1.0 if v and f" {v} " in ql else 0.0 for v in vals[rows[ok]]]
+            f[f"match_{a}"] = hit
+    # -- product ------------------------------------------------------------
+    if table is not None:
+        f.update(table.take(rows))
+    # -- shopper-product ------------------------------------------------------
+    f["personal"] = (np.asarray(personal, dtype=np.float32) if personal is not None
+                     else np.full(n, np.nan, np.float32))
+    pers = getattr(engine, "personal_", None)
+    if user_key and table is not None:
+        if history is None:
+            recent = getattr(pers, "recent_", {}).get(user_key) if pers is not None else None
+            history = np.asarray(list(recent or ()), dtype=np.int64)
+        f.update(history_affinities(history, rows, table))
+    pf = getattr(pers, "features", None)
+    if user_key and callable(pf) and use_personal_model:
+        try:
+            for k, v in (pf(user_key, rows) or {}).items():
+                f[f"p_{k}"] = np.asarray(v, dtype=np.float32)
+        except Exception:  # noqa: BLE001 - a broken personal model must not break search
+            pass
+    # -- context --------------------------------------------------------------
+    f["ctx_has_user"] = np.full(n, float(bool(user_key)), np.float32)
+    f["ctx_n_cands"] = np.full(n, float(n), np.float32)
+    for k, v in (context or {}).items():
+        f[f"ctx_{k}"] = np.full(n, float(v), np.float32)
+    return f
+
+
+def history_affinities(history: np.ndarray, rows: np.ndarray, table: ProductTable) -> dict[str, np.ndarray]:
+    """Shopper-product features from the shopper's recent products (catalog rows,
+    oldest first): the share of that history with the candidate's leaf
+    category, brand and colour (``aff_<attr>``), the same over the last 5
+    (``aff_<attr>_recent``), and the candidate's log price over the history's
+    median (``aff_price_gap``). Used with the personalizer's live history at
+    serving and with the history before each logged page in training."""
+    n = len(rows)
+    out: dict[str, np.ndarray] = {"aff_history_len": np.full(n, float(len(history)), np.float32)}
+    hist = np.asarray(history, dtype=np.int64)
+    for a, vals in table.attrs.items():
+        ok = rows < len(vals)
+        h = hist[hist < len(vals)]
+        for suffix, hh in (("", h), ("_recent", h[-5:])):
+            col = np.zeros(n, np.float32)
+            if len(hh):
+                share = pd.Series(vals[hh]).value_counts(normalize=True)
+                share = share[share.index != ""]
+                col[ok] = share.reindex(vals[rows[ok]]).fillna(0.0).to_numpy(np.float32)
+            out[f"aff_{a}{suffix}"] = col
+    pl = table.columns.get("price_log")
+    if pl is not None:
+        h = hist[hist < len(pl)]
+        med = float(np.nanmedian(pl[h])) if len(h) else np.nan
+        ok = rows < len(pl)
+        col = np.full(n, np.nan, np.float32)
+        col[ok] = pl[rows[ok]] - med
+        out["aff_price_gap"] = col
+    return out
+
+
+def to_matrix(feats: Mapping[str, np.ndarray], names: list[str], n: int) -> np.ndarray:
+    """Stack features in the order of ``names`` (missing ones are NaN)."""
+    X = np.full((n, len(names)), np.nan, dtype=np.float32)
+    for j, name in enumerate(names):
+        v = feats.get(name)
+        if v is not None:
+            X[:, j] = v
+    return X
+
+
+def log_record(
+    request_id: str, query: str | None, user_key: str | None, product_ids, scores: np.ndarray,
+    feats: Mapping[str, np.ndarray], order: np.ndarray, k: int,
+) -> list[dict]:
+    """One JSON-ready record per shown result: position, score and every feature
+    value exactly as served (for later training on served features)."""
+    out = []
+    for pos, i in enumerate(order[:k], start=1):
+        out.append({
+            "request_id": request_id, "query": query, "user_id": user_key, "position": pos,
+            "product_id": str(product_ids[i]), "score": float(scores[i]),
+            "features": {k_: (None if not np.isfinite(v[i]) else float(v[i])) for k_, v in feats.items()},
+        })
+    return out
