@@ -139,3 +139,13 @@ def novelty(rankings: Iterable[Sequence[str]], popularity: Mapping[str, float], 
     """Mean self-information -log2(p) of recommended products, p = share of interactions."""
     vals = [-np.log2(max(popularity.get(p, 0.0), 1e-9)) for r in rankings for p in r[:k]]
     return mean_over_queries(vals)
+
+
+def metrics_by_cutoff(
+    truth: Mapping[str, Relevance],
+    rankings: Mapping[str, Sequence[str]],
+    cutoffs: Sequence[int] = (1, 3, 5, 10, 20),
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> dict[int, dict[str, float]]:
+    """:func:`evaluate_rankings` at each cutoff: k -> {"<metric>@k": value}."""
+    return {k: evaluate_rankings(truth, rankings, k=k, metrics=metrics) for k in cutoffs}
