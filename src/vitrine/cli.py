@@ -29,6 +29,12 @@ HomeOpt = Annotated[
 ]
 
 
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (in-process) or ray")]
+RayAddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", help="Ray cluster address (default: start a local one)")
+]
+
+
 def resolve_home(home: Path | None) -> Path:
     return home or Path(os.environ.get("VITRINE_HOME") or ".vitrine")
 
@@ -77,12 +83,24 @@ def synth(
 def ingest(
     dataset: Annotated[Path, typer.Argument(help="dataset folder")],
     home: HomeOpt = None,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Validate a dataset folder and load it into the home's store (one transaction)."""
     from vitrine.engine import Engine
 
     engine = Engine(home=resolve_home(home))
-    ds = engine.ingest(dataset)
+    if executor == "local":
+        ds = engine.ingest(dataset)
+    else:
+        from vitrine.scale.executor import get_executor
+        from vitrine.scale.pipelines import ingest as sharded_ingest
+
+        ex = get_executor(executor, address=ray_address)
+        try:
+            ds = sharded_ingest(engine.store, dataset, ex)
+        finally:
+            ex.shutdown()
     for w in ds.warnings:
         typer.echo(f"warning: {w}", err=True)
     counts = engine.store.counts()
@@ -100,6 +118,31 @@ def fit(home: HomeOpt = None) -> None:
     engine.fit(None, progress=True)
     path = engine.save()
     typer.echo(json.dumps({"model": str(path), "products": len(engine.catalog_)}))
+    engine.close()
+
+
+@app.command("recommend-all")
+@friendly
+def recommend_all(
+    out: Annotated[Path, typer.Argument(help="Parquet file to write (user_id key, rank, product_id, score)")],
+    home: HomeOpt = None,
+    k: Annotated[int, typer.Option(help="recommendations per shopper")] = 10,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
+) -> None:
+    """Precompute every stored shopper's recommendations (batch job; Ray shards it)."""
+    from vitrine.engine import Engine
+    from vitrine.scale.executor import get_executor
+    from vitrine.scale.pipelines import recommend_all as run
+
+    engine = Engine.load(resolve_home(home))
+    ex = get_executor(executor, address=ray_address)
+    try:
+        recs = run(engine, ex, k=k)
+    finally:
+        ex.shutdown()
+    recs.to_parquet(out, index=False)
+    typer.echo(json.dumps({"users": int(recs["user_id"].nunique()), "rows": len(recs), "out": str(out)}))
     engine.close()
 
 

@@ -1,0 +1,1 @@
+"""Scale-out: the same batch transforms as Ray tasks over shards."""
