@@ -214,6 +214,19 @@ def evaluate_recommend(
     _print_report(report, as_json)
 
 
+@app.command()
+@friendly
+def report(
+    dataset: Annotated[Path, typer.Argument(help="dataset folder with judgments")],
+    out: Annotated[Path, typer.Option(help="folder for index.html and its plots")] = Path("vitrine-report"),
+    protocol: Annotated[str, typer.Option(help="rerank, retrieve or cross-modal")] = "rerank",
+) -> None:
+    """Write an HTML evaluation report with plots (metric by cutoff, segments, propensities, importance)."""
+    from vitrine.evaluate.report import report_for_search
+
+    typer.echo(str(report_for_search(dataset, out, protocol=protocol)))
+
+
 @keys_app.command("create")
 @friendly
 def keys_create(name: Annotated[str, typer.Argument(help="a label for the key")], home: HomeOpt = None) -> None:
