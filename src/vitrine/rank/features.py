@@ -251,8 +251,7 @@ def assemble(
     pers = getattr(engine, "personal_", None)
     if user_key and table is not None:
         if history is None:
-            recent = getattr(pers, "recent_", {}).get(user_key) if pers is not None else None
-            history = np.asarray(list(recent or ()), dtype=np.int64)
+            history = live_history(pers, user_key)
         f.update(history_affinities(history, rows, table))
     pf = getattr(pers, "features", None)
     if user_key and callable(pf) and use_personal_model:
@@ -267,6 +266,24 @@ def assemble(
     for k, v in (context or {}).items():
         f[f"ctx_{k}"] = np.full(n, float(v), np.float32)
     return f
+
+
+HISTORY = 50  # recent positive events the shopper features look at
+
+
+def live_history(pers, user_key: str | None, n: int = HISTORY) -> np.ndarray:
+    """The shopper's last ``n`` positive products (rows, oldest first) from the
+    personalizer's live profile (``profiles_`` or the foundation ``recent_``)."""
+    if pers is None or not user_key:
+        return np.zeros(0, np.int64)
+    rows = None
+    prof = getattr(pers, "profiles_", None)
+    if prof is not None and hasattr(prof, "get"):
+        p = prof.get(user_key)
+        rows = getattr(p, "rows", None) if p is not None else None
+    if rows is None:
+        rows = getattr(pers, "recent_", {}).get(user_key)
+    return np.asarray(list(rows or ())[-n:], dtype=np.int64)
 
 
 def history_affinities(history: np.ndarray, rows: np.ndarray, table: ProductTable) -> dict[str, np.ndarray]:

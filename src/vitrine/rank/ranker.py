@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from vitrine.rank.features import (
+    HISTORY,
     ProductTable,
     assemble,
     feature_group,
@@ -112,6 +113,7 @@ class SearchRanker:
         queries = list(groups)
         if len(queries) > self.max_queries:
             queries = list(rng.choice(queries, size=self.max_queries, replace=False))
+        _prime_queries(engine.retriever_, queries)
         out = []
         cat = engine.catalog_
         for q in queries:
@@ -153,7 +155,7 @@ class SearchRanker:
         ids = [r for r in ids if has_click[r] > 0]
         if len(ids) > self.max_log_pages:
             ids = sorted(rng.choice(ids, size=self.max_log_pages, replace=False).tolist())
-        hist = _History(events, cat, dataset.pseudonymized, engine, getattr(engine.personal_, "history", 50))
+        hist = _History(events, cat, dataset.pseudonymized, engine, HISTORY)
         out = []
         for rid in ids:
             g = pages.get_group(rid).sort_values("position")
@@ -281,6 +283,27 @@ class SearchRanker:
         self.model_ = LambdaMART.load(folder, self.feature_names_) if meta.get("has_model") else None
         self.fitted_ = True
         return self
+
+
+def _prime_queries(retriever, queries: list[str], batch: int = 256) -> None:
+    """Encode training queries in batches into the retriever's query cache
+    (one model call per batch instead of one per query), when it has one."""
+    enc = getattr(retriever, "text_encoder_", None)
+    cache = getattr(retriever, "_qcache", None)
+    if enc is None or cache is None or not hasattr(enc, "encode"):
+        return
+    todo = [q for q in queries if q and ("t", q) not in cache][:4000]
+    saved = getattr(enc, "cache_dir", None)
+    try:
+        enc.cache_dir = None
+        for i in range(0, len(todo), batch):
+            chunk = todo[i: i + batch]
+            for q, v in zip(chunk, enc.encode(chunk), strict=True):
+                cache[("t", q)] = v
+    except Exception:  # noqa: BLE001 - priming is an optimisation only
+        pass
+    finally:
+        enc.cache_dir = saved
 
 
 def _concat(a: Candidates, b: Candidates) -> Candidates:
