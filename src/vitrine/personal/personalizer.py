@@ -385,10 +385,16 @@ class Personalizer:
         if len(self.cold_) < n:
             cold[len(self.cold_):] = True
         if like and has and cold.any():
-            fill = np.mean(like, axis=0)[cold]
+            # a cold product takes, in each behaviour source, the value at the quantile its
+            # content-like score has among all products (same scale as warm products)
+            sim = np.mean(like, axis=0)
+            q = np.searchsorted(np.sort(sim), sim[cold], side="right") - 1
+            q = np.clip(q, 0, n - 1)
+            uq, inv = np.unique(q, return_inverse=True)
             for s in BEHAVIOUR:
                 if s in out:
-                    out[s][cold] = fill
+                    part = np.partition(out[s], uq) if len(uq) < 64 else np.sort(out[s])
+                    out[s][cold] = part[uq][inv]
         return out
 
     def _blend(self, z: dict[str, np.ndarray]) -> np.ndarray:

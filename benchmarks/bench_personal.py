@@ -1,0 +1,100 @@
+"""Recommendation benchmark: `vitrine evaluate recommend` on the dev folders plus a synthetic shop.
+
+Usage::
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth]
+
+Prints one JSON object per run (the `--json` contract of `vitrine evaluate
+recommend`, with fit timings and peak memory under "extra"); numbers go to
+docs/bench/personal.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def _synth(max_users: int | None) -> dict:
+    """Synthetic shop: held-out NDCG@10 vs the hidden-utility oracle, and cold products."""
+    from vitrine.data import load_dataset
+    from vitrine.data.catalog import Catalog
+    from vitrine.data.synth import generate, load_truth, utility
+    from vitrine.personal import Personalizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shop = Path(tmp) / "shop"
+        generate(shop, products=5000, users=1000, seed=11, images=False, pages_truth=False)
+        ds = load_dataset(shop, check_images=False)
+        truth = load_truth(shop)
+        cat = Catalog(ds.products)
+        rng = np.random.default_rng(0)
+        cold = set(rng.choice(cat.ids, size=len(cat) // 20, replace=False))
+        ev = ds.events[~ds.events["product_id"].isin(cold)].reset_index(drop=True)
+        pos = ev[ev["event"] != "impression"]
+        pos = pos.assign(_o=np.arange(len(pos))).sort_values(["user_id", "timestamp", "_o"], kind="stable")
+        last = pos[~pos["user_id"].duplicated(keep="last")]
+        train = ev.drop(index=last.index)
+        t0 = time.time()
+        model = Personalizer().fit(train, cat)
+        fit_s = time.time() - t0
+        seen = train[train["event"] != "impression"].groupby("user_id")["product_id"].apply(
+            lambda s: cat.indices(s.unique())).to_dict()
+        test = last if max_users is None else last.iloc[:max_users]
+
+        def ndcg(fn) -> float:
+            out = []
+            for u, pid in zip(test["user_id"], test["product_id"], strict=True):
+                s = np.asarray(fn(u), dtype=float).copy()
+                s[seen.get(u, [])] = -np.inf
+                r = int((s > s[cat.index_of(pid)]).sum())
+                out.append(1 / np.log2(r + 2) if r < 10 else 0.0)
+            return float(np.mean(out))
+
+        pop = model.popularity_.astype(float)
+        ours, oracle = ndcg(model.score_all), ndcg(lambda u: utility(truth, u, cat.ids))
+        cold_rows = set(cat.indices(sorted(cold)).tolist())
+        shown = suited = 0
+        for u in test["user_id"]:
+            util = utility(truth, u, cat.ids)
+            for r in model.recommend(u, k=10)[0]:
+                if int(r) in cold_rows:
+                    shown += 1
+                    suited += bool(util[r] >= np.quantile(util, 0.8))
+        return {"dataset": "synth-5000x1000-seed11", "task": "recommend", "protocol": "heldout-positive",
+                "k": 10, "metrics": {"ndcg@10": ours, "oracle_ndcg@10": oracle, "ratio_to_oracle": ours / oracle},
+                "baselines": {"popularity": {"ndcg@10": ndcg(lambda u: pop)}},
+                "extra": {"cold_products_shown": shown, "cold_shown_top20pct_utility": suited / max(shown, 1),
+                          "fit_seconds": model.timings_, "weights": model.weights_, "fit_total_s": fit_s}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--max-users", type=int, default=None)
+    ap.add_argument("--only", default="beauty,games,games-full,synth")
+    args = ap.parse_args()
+    from vitrine.evaluate.recommend import run_recommend
+
+    runs = {
+        "beauty": lambda: run_recommend(SHARED / "amazon-beauty", progress=False, max_users=args.max_users),
+        "games": lambda: run_recommend(SHARED / "amazon-games", candidates=True, progress=False,
+                                       max_users=args.max_users),
+        "games-full": lambda: run_recommend(SHARED / "amazon-games", progress=False,
+                                            max_users=args.max_users or 10000),
+    }
+    for name in args.only.split(","):
+        if name == "synth":
+            print(json.dumps(_synth(args.max_users)), flush=True)
+        elif (SHARED / ("amazon-beauty" if name == "beauty" else "amazon-games")).exists():
+            print(json.dumps(runs[name]().to_dict()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
