@@ -1,0 +1,120 @@
+"""The learned search ranker on a small synthetic shop: training from judgments
+and from biased logs, shopper features, explanations, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _lite import lite_engine
+from vitrine.data.dataset import Dataset, load_dataset
+from vitrine.data.synth import generate, load_truth, utility
+from vitrine.evaluate.metrics import ndcg_at_k
+from vitrine.rank import SearchRanker
+from vitrine.rank.features import assemble, feature_group, log_record, to_matrix
+
+PAGES = 900
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    s = generate(tmp_path_factory.mktemp("rank") / "shop", products=500, users=300, seed=2, images=False,
+                 sessions_per_user=8)
+    ds = load_dataset(s.path)
+    cut = ds.events["timestamp"].quantile(0.8)
+    train = Dataset(products=ds.products, events=ds.events[ds.events["timestamp"] < cut], reviews=ds.reviews,
+                    judgments=ds.judgments[ds.judgments["split"] == "train"], root=ds.root, meta=ds.meta)
+    req = pd.read_parquet(s.truth / "requests.parquet")
+    req = req[(req["timestamp"] >= cut) & req["query"].notna()].head(120)
+    return s.path, ds, train, req
+
+
+@pytest.fixture(scope="module")
+def engine(shop, tmp_path_factory):
+    _, _, train, _ = shop
+    return lite_engine(train, tmp_path_factory.mktemp("home"), SearchRanker(max_log_pages=PAGES))
+
+
+def _truth_ndcg(engine, folder, req, personalize=True) -> float:
+    """NDCG@10 of the engine re-ranking each held-out page's shown products,
+    gain = the shopper's true click probability when examined."""
+    truth = load_truth(folder)
+    cm = truth.params["click_model"]
+    pages = pd.read_parquet(folder / "truth" / "pages.parquet")
+    pages = pages[pages["request_id"].isin(set(req["request_id"]))]
+    out = []
+    for rid, g in pages.groupby("request_id"):
+        r = req[req["request_id"] == rid].iloc[0]
+        u = utility(truth, r["user_id"], g["product_id"].to_numpy(), query=r["query"], time=r["timestamp"])
+        gain = 1 / (1 + np.exp(-cm["click_slope"] * (u - cm["click_offset"])))
+        rows = engine.catalog_.indices(g["product_id"])
+        s = engine.score(r["query"], rows, user_id=r["user_id"] if personalize else None)
+        ranked = list(g["product_id"].to_numpy()[np.argsort(-s, kind="stable")])
+        rel = dict(zip(g["product_id"], np.log2(1 + gain), strict=True))  # NDCG gain 2^g - 1 = gain
+        out.append(ndcg_at_k(rel, ranked, 10))
+    return float(np.mean(out))
+
+
+def test_fallback_blend_without_training_data(shop, tmp_path) -> None:
+    _, ds, _, _ = shop
+    bare = Dataset(products=ds.products, root=ds.root, meta=ds.meta)
+    e = lite_engine(bare, tmp_path, personal=False)
+    assert e.ranker_.model_ is None
+    res = e.search("sneaker", k=5, explain=True)
+    assert len(res) == 5 and set(res.explanations[0]) <= {"text", "popularity", "image", "personal"}
+
+
+def test_learned_ranker_uses_logs_and_judgments(engine) -> None:
+    r = engine.ranker_
+    assert r.model_ is not None and r.propensities_ is not None
+    names = set(r.feature_names_)
+    assert {"bm25_title", "src_lexical", "price_pct_cat", "aff_leaf"} <= names
+    groups = {feature_group(n) for n in names}
+    assert {"text", "price", "popularity", "personal", "reviews"} <= groups
+
+
+def test_explanations_sum_to_score(engine) -> None:
+    res = engine.search("sneaker", user_id="u001", k=5, explain=True)
+    for s, ex in zip(res.scores, res.explanations, strict=True):
+        assert set(ex) >= {"text", "image", "reviews", "price", "popularity", "personal", "base"}
+        assert sum(ex.values()) == pytest.approx(s, abs=1e-6)
+
+
+def test_save_load_same_scores(engine, tmp_path) -> None:
+    rows = np.arange(40)
+    before = engine.score("red sneaker", rows, user_id="u002")
+    engine.ranker_.save(tmp_path / "ranker")
+    loaded = SearchRanker.load(tmp_path / "ranker")
+    s2, _ = loaded.rank("red sneaker", engine.retriever_.score_rows("red sneaker", rows), None,
+                        user_key=engine.user_key("u002"), engine=engine)
+    np.testing.assert_allclose(before, s2, rtol=1e-6)
+
+
+def test_one_feature_path_and_log_record(engine) -> None:
+    cands = engine.retriever_.retrieve("sneaker", k=30)
+    f = engine.ranker_.features("sneaker", cands, None, user_key=engine.user_key("u003"), engine=engine)
+    f2 = assemble(engine, "sneaker", cands, None, user_key=engine.user_key("u003"), table=engine.ranker_.table_)
+    assert set(f) == set(f2)
+    X = to_matrix(f, engine.ranker_.feature_names_, len(cands.rows))
+    np.testing.assert_allclose(engine.ranker_.model_.predict(X),
+                               engine.ranker_.rank("sneaker", cands, None, user_key=engine.user_key("u003"),
+                                                   engine=engine)[0])
+    rec = log_record("r1", "sneaker", "k", engine.catalog_.ids[cands.rows], np.arange(float(len(cands.rows))), f,
+                     np.arange(len(cands.rows))[::-1], k=3)
+    assert [r["position"] for r in rec] == [1, 2, 3] and rec[0]["features"]["bm25_title"] is not None
+
+
+def test_shopper_features_and_debiasing_help_against_hidden_truth(shop, engine) -> None:
+    folder, _, train, req = shop
+    full = _truth_ndcg(engine, folder, req)
+    keep = engine.ranker_
+    try:
+        engine.ranker_ = SearchRanker(max_log_pages=PAGES, personal_features=False).fit(engine, train)
+        anon = _truth_ndcg(engine, folder, req)
+        engine.ranker_ = SearchRanker(max_log_pages=PAGES, debias=False).fit(engine, train)
+        naive = _truth_ndcg(engine, folder, req)
+    finally:
+        engine.ranker_ = keep
+    assert full > anon, (full, anon)
+    assert full > naive, (full, naive)
