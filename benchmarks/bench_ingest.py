@@ -44,6 +44,7 @@ def run(products: int, users: int, sessions: float, data: str | Path | None = No
             generate(data, products=products, users=users, seed=seed, sessions_per_user=sessions, images=False)
             synth_s = time.perf_counter() - t0
         data = Path(data)
+        source_bytes = _size(data)
         home = Path(tmp) / "home"
         store = Store(home / "store.duckdb", secret="bench-secret")
         t0 = time.perf_counter()
@@ -65,7 +66,7 @@ def run(products: int, users: int, sessions: float, data: str | Path | None = No
     total = t2 - t0
     return {
         "benchmark": "ingest",
-        "source_bytes": _size(data) if data.exists() else None,
+        "source_bytes": source_bytes,
         "counts": counts,
         "warnings": {f"{w.file}:{w.column}": w.count for w in ds.warnings},
         "synth_seconds": None if synth_s is None else round(synth_s, 1),
