@@ -19,13 +19,23 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def fitted_home(small_shop: Path, tmp_path_factory, settings: Settings) -> Path:
-    """A home with the small shop ingested, fitted and saved (built once)."""
+def serve_shop(tmp_path_factory) -> Path:
+    """A 300-product synthetic shop: enough for every endpoint, cheap to fit on 2 cores."""
+    from vitrine.data.synth import generate
+
+    out = tmp_path_factory.mktemp("serve-shop") / "shop"
+    generate(out, products=300, users=60, seed=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fitted_home(serve_shop: Path, tmp_path_factory, settings: Settings) -> Path:
+    """A home with the shop ingested, fitted and saved (built once per session)."""
     from vitrine.engine import Engine
 
     home = tmp_path_factory.mktemp("serve") / "home"
     engine = Engine(settings=settings, home=home)
-    engine.ingest(small_shop)
+    engine.ingest(serve_shop)
     engine.fit()
     engine.save()
     engine.close()
@@ -33,8 +43,8 @@ def fitted_home(small_shop: Path, tmp_path_factory, settings: Settings) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shop_events(small_shop: Path) -> pd.DataFrame:
-    return pd.read_parquet(small_shop / "events.parquet")
+def shop_events(serve_shop: Path) -> pd.DataFrame:
+    return pd.read_parquet(serve_shop / "events.parquet")
 
 
 @pytest.fixture()

