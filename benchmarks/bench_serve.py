@@ -1,0 +1,265 @@
+"""Load run of the HTTP service on loopback: search latency/throughput and batched event ingest.
+
+    python benchmarks/bench_serve.py                      # the `make demo` shop: 20k products, 5k shoppers
+    python benchmarks/bench_serve.py --products 2000 --users 500 --duration 10
+    python benchmarks/bench_serve.py --home .vitrine --shop demo-shop   # an existing fitted home
+
+It builds (or reuses) a fitted home under .bench/, starts `vitrine serve` in a
+subprocess, then drives it with its own asyncio + httpx client (closed loop,
+N concurrent connections): personalized `/search` for the shop's shoppers and
+queries, then `POST /events` in batches. After the run it stops the server and
+counts the ingest run's events in the store: "lost" is acknowledged minus stored.
+Prints a Markdown table and, with --json, writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_home(products: int, users: int, seed: int, base: Path) -> tuple[Path, Path]:
+    """A fitted home for a synthetic shop of this size (reused when present)."""
+    from vitrine.data.synth import generate
+    from vitrine.engine import Engine
+
+    shop = base / f"serve-shop-{products}-{users}-{seed}"
+    home = base / f"serve-home-{products}-{users}-{seed}"
+    if not (shop / "products.parquet").exists():
+        t = time.time()
+        generate(shop, products=products, users=users, seed=seed)
+        print(f"synth: {time.time() - t:.0f} s", file=sys.stderr)
+    if not (home / "CURRENT").exists():
+        t = time.time()
+        engine = Engine(home=home)
+        engine.ingest(shop)
+        engine.fit()
+        engine.save()
+        engine.close()
+        print(f"ingest + fit: {time.time() - t:.0f} s", file=sys.stderr)
+    return shop, home
+
+
+class Server:
+    def __init__(self, home: Path, log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log, "ab")  # noqa: SIM115
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "vitrine.cli", "serve", "--home", str(home),
+                                      "--port", str(self.port)], env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float = 600) -> None:
+        import httpx
+
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited; see its log")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).json().get("status") == "ok":
+                    return
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            time.sleep(0.5)
+        raise TimeoutError("server did not come up")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def _stats(lat: list[float], errors: int, seconds: float) -> dict:
+    a = np.asarray(lat) * 1000 if lat else np.zeros(1)
+    return {"requests": len(lat), "errors": errors, "seconds": round(seconds, 2),
+            "rps": round(len(lat) / seconds, 1) if seconds else 0.0,
+            "p50_ms": round(float(np.percentile(a, 50)), 2), "p90_ms": round(float(np.percentile(a, 90)), 2),
+            "p99_ms": round(float(np.percentile(a, 99)), 2), "max_ms": round(float(a.max()), 2)}
+
+
+async def load_search(url: str, queries: list[str], users: list[str], concurrency: int, duration: float,
+                      facets: bool, seed: int) -> dict:
+    import httpx
+
+    rng = random.Random(seed)
+    lat: list[float] = []
+    errors = 0
+    end = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < end:
+            params = {"q": rng.choice(queries), "user_id": rng.choice(users), "personalize": "true",
+                      "facets": str(facets).lower(), "limit": "10"}
+            t = time.perf_counter()
+            try:
+                r = await client.get("/search", params=params)
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                lat.append(time.perf_counter() - t)
+            else:
+                errors += 1
+
+    start = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return _stats(lat, errors, time.perf_counter() - start)
+
+
+async def load_events(url: str, key: str, pids: list[str], users: list[str], total: int, batch: int,
+                      concurrency: int, tag: str) -> tuple[dict, list[str]]:
+    import httpx
+
+    acked: list[str] = []
+    lat: list[float] = []
+    errors = 0
+    n_batches = total // batch
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for b in range(n_batches):
+        queue.put_nowait(b)
+    rng = random.Random(1)
+    evs = ("impression",) * 8 + ("click", "add_to_cart")
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while not queue.empty():
+            b = queue.get_nowait()
+            ids = [f"{tag}-{b}-{i}" for i in range(batch)]
+            body = [{"user_id": rng.choice(users), "product_id": rng.choice(pids), "event": rng.choice(evs),
+                     "request_id": rid, "position": i % 20 + 1} for i, rid in enumerate(ids)]
+            t = time.perf_counter()
+            try:
+                r = await client.post("/events", json=body)
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                lat.append(time.perf_counter() - t)
+                acked.extend(ids)
+            else:
+                errors += 1
+
+    start = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    secs = time.perf_counter() - start
+    stats = _stats(lat, errors, secs)
+    stats.update({"batch": batch, "events_acked": len(acked), "events_per_s": round(len(acked) / secs, 1)})
+    return stats, acked
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--products", type=int, default=20000)
+    ap.add_argument("--users", type=int, default=5000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--home", type=Path, help="an existing fitted home (skips synth and fit)")
+    ap.add_argument("--shop", type=Path, help="the shop folder of --home (for queries and shopper ids)")
+    ap.add_argument("--base", type=Path, default=ROOT / ".bench")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds per search run")
+    ap.add_argument("--concurrency", default="1,8", help="search connections, comma-separated runs")
+    ap.add_argument("--events", type=int, default=50000)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--ingest-concurrency", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    import pandas as pd
+
+    from vitrine.serve.keys import KeyStore
+
+    if args.home:
+        home, shop = args.home, args.shop
+    else:
+        shop, home = build_home(args.products, args.users, args.seed, args.base)
+    queries, users, pids = ["shoes", "bag", "red dress", "lamp", "jacket"], [f"bench-u{i}" for i in range(200)], []
+    if shop is not None and (shop / "events.parquet").exists():
+        ev = pd.read_parquet(shop / "events.parquet", columns=["user_id", "product_id", "query"])
+        queries = ev["query"].dropna().unique().tolist() or queries
+        users = ev["user_id"].unique().tolist()
+        pids = ev["product_id"].unique().tolist()
+    if shop is not None and (shop / "judgments.parquet").exists():
+        queries = sorted(set(queries) | set(pd.read_parquet(shop / "judgments.parquet")["query"].unique()))
+    if not pids:
+        pids = pd.read_parquet(shop / "products.parquet", columns=["product_id"])["product_id"].tolist()
+    key = KeyStore(home).create("bench")
+    args.base.mkdir(parents=True, exist_ok=True)
+    server = Server(home, args.base / "bench_serve_server.log")
+    tag = f"bench{int(time.time())}"
+    report: dict = {"shop": {"products": args.products if not args.home else None, "users": len(users),
+                             "queries": len(queries), "home": str(home)},
+                    "cpus": os.cpu_count(), "search": [], "ingest": None}
+    try:
+        t = time.time()
+        server.wait()
+        report["startup_s"] = round(time.time() - t, 1)
+        import httpx
+
+        report["shop"]["products"] = httpx.get(server.url + "/health").json()["products"]
+        asyncio.run(load_search(server.url, queries, users, 2, 3.0, True, 0))  # warm-up
+        for c in [int(x) for x in args.concurrency.split(",")]:
+            for facets in (True, False):
+                s = asyncio.run(load_search(server.url, queries, users, c, args.duration, facets, c))
+                s.update({"concurrency": c, "facets": facets})
+                report["search"].append(s)
+                print(json.dumps(s), file=sys.stderr)
+        stats, acked = asyncio.run(load_events(server.url, key, pids, users, args.events, args.batch,
+                                               args.ingest_concurrency, tag))
+        report["ingest"] = stats
+    finally:
+        server.stop()
+        KeyStore(home).revoke("bench")
+    import duckdb
+
+    con = duckdb.connect(str(home / "store.duckdb"), read_only=True)
+    stored = con.execute("SELECT count(*) FROM events WHERE request_id LIKE ?", [tag + "-%"]).fetchone()[0]
+    con.close()
+    report["ingest"]["events_stored"] = int(stored)
+    report["ingest"]["lost"] = len(set(acked)) - int(stored) if stored <= len(acked) else 0
+
+    print(f"\nshop: {report['shop']['products']} products, {report['shop']['users']} shoppers, "
+          f"{report['shop']['queries']} queries; {report['cpus']} CPUs; server start {report.get('startup_s')} s\n")
+    print("| run | conn | facets | req | errors | req/s | p50 ms | p90 ms | p99 ms |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for s in report["search"]:
+        print(f"| /search personalized | {s['concurrency']} | {s['facets']} | {s['requests']} | {s['errors']} | "
+              f"{s['rps']} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} |")
+    i = report["ingest"]
+    print(f"\n| ingest | batch | conn | events acked | stored | lost | events/s | errors | p50 ms/batch | p99 ms/batch |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| POST /events | {i['batch']} | {args.ingest_concurrency} | {i['events_acked']} | {i['events_stored']} | "
+          f"{i['lost']} | {i['events_per_s']} | {i['errors']} | {i['p50_ms']} | {i['p99_ms']} |")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
