@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from vitrine.config import Settings
+
+# Developer shortcut: a folder with `shop/` and a fitted `home/` (made by a previous run with the
+# same secret) skips the synth + fit, which takes minutes on a busy 2-core machine. Unset in CI.
+CACHE = Path(os.environ["VITRINE_SERVE_TEST_CACHE"]) if os.environ.get("VITRINE_SERVE_TEST_CACHE") else None
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +28,8 @@ def serve_shop(tmp_path_factory) -> Path:
     """A 300-product synthetic shop: enough for every endpoint, cheap to fit on 2 cores."""
     from vitrine.data.synth import generate
 
+    if CACHE is not None:
+        return CACHE / "shop"
     out = tmp_path_factory.mktemp("serve-shop") / "shop"
     generate(out, products=300, users=60, seed=1)
     return out
@@ -33,6 +40,8 @@ def fitted_home(serve_shop: Path, tmp_path_factory, settings: Settings) -> Path:
     """A home with the shop ingested, fitted and saved (built once per session)."""
     from vitrine.engine import Engine
 
+    if CACHE is not None:  # only ever copied, never written
+        return CACHE / "home"
     home = tmp_path_factory.mktemp("serve") / "home"
     engine = Engine(settings=settings, home=home)
     engine.ingest(serve_shop)

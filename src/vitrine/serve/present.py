@@ -144,9 +144,9 @@ def facets(engine: Engine, rows: np.ndarray, f: Filters) -> tuple[dict, int]:
     masks = filter_masks(p, f)
     total = int(_all_but(masks, "", n).sum())
 
-    # category: the level below the filtered prefix (top level without a filter)
+    # category drills down: the children of the filtered prefix (top level without a filter)
     cat = p["category"].astype("object").where(p["category"].notna(), "").astype(str)
-    m = _all_but(masks, "category", n)
+    m = _all_but(masks, "", n)
     depth = len([x for x in (f.category or "").split(">") if x.strip()])
     parts = cat[m].str.split(r"\s*>\s*", regex=True)
     level = parts.map(lambda xs: " > ".join(x.strip() for x in xs[: depth + 1]) if len(xs) > depth else "")

@@ -132,7 +132,8 @@ class PriceBucket(BaseModel):
 
 
 class Facets(BaseModel):
-    """Counts over the matching candidates; each facet ignores its own filter."""
+    """Counts over the matching candidates; brand, color, price and stock ignore their own filter,
+    category drills down (the children of the filtered category)."""
 
     category: list[FacetValue] = []
     brand: list[FacetValue] = []
