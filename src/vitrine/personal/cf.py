@@ -65,12 +65,14 @@ class ItemKNN:
 
     Parameters
     ----------
-    neighbours : similar items kept per item.
+    neighbours : similar items kept per item (None: all co-occurring items, which
+        keeps the long tail that sampled-candidate protocols need).
     decay, window : history entry of age a (0 = newest) weighs decay^a, last ``window`` only.
     shrink : added to the cosine denominator (damps pairs seen once).
     """
 
-    def __init__(self, *, neighbours: int = 200, decay: float = 0.8, window: int = 20, shrink: float = 0.0) -> None:
+    def __init__(self, *, neighbours: int | None = None, decay: float = 0.8, window: int = 20,
+                 shrink: float = 0.0) -> None:
         self.neighbours, self.decay, self.window, self.shrink = neighbours, decay, window, shrink
 
     def fit(self, user_items: sp.csr_matrix) -> ItemKNN:
@@ -83,7 +85,8 @@ class ItemKNN:
         norm = np.sqrt(n)
         coo = co.tocoo()
         coo.data = coo.data / (norm[coo.row] * norm[coo.col] + self.shrink)
-        self.sim_ = _top_per_row(coo.tocsr(), self.neighbours)
+        sim = coo.tocsr()
+        self.sim_ = _top_per_row(sim, self.neighbours) if self.neighbours else sim
         self.counts_ = n
         return self
 
@@ -216,7 +219,7 @@ class SeqKNN:
     decay, window : scoring weight decay^age over the newest ``window`` history items.
     """
 
-    def __init__(self, *, gap: int = 5, gap_decay: float = 0.6, neighbours: int = 200,
+    def __init__(self, *, gap: int = 5, gap_decay: float = 0.6, neighbours: int | None = None,
                  decay: float = 0.6, window: int = 8) -> None:
         self.gap, self.gap_decay, self.neighbours = gap, gap_decay, neighbours
         self.decay, self.window = decay, window
@@ -244,7 +247,8 @@ class SeqKNN:
         norm = np.sqrt(np.maximum(n, 1.0))
         coo = f.tocoo()
         coo.data = coo.data / (norm[coo.row] * norm[coo.col])
-        self.sim_ = _top_per_row(coo.tocsr(), self.neighbours)
+        sim = coo.tocsr()
+        self.sim_ = _top_per_row(sim, self.neighbours) if self.neighbours else sim
         return self
 
     def score(self, rows: np.ndarray, n_items: int) -> np.ndarray:
