@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -28,7 +28,25 @@ def _id(v: str) -> str:
     return v
 
 
+MIN_TIME = datetime(1970, 1, 1)
+MAX_TIME = datetime(2200, 1, 1)
+
+
+def _time(v: datetime | None) -> datetime | None:
+    """A naive UTC datetime within 1970..2200 (what the store and the models can hold)."""
+    if v is None:
+        return v
+    try:
+        naive = v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo is not None else v
+    except (OverflowError, ValueError):
+        raise ValueError("timestamp out of range") from None
+    if not MIN_TIME <= naive < MAX_TIME:
+        raise ValueError(f"timestamp must be between {MIN_TIME:%Y-%m-%d} and {MAX_TIME:%Y-%m-%d}")
+    return naive
+
+
 Text = Annotated[str, AfterValidator(_clean_text)]
+Time = Annotated[datetime, AfterValidator(_time)]
 Id = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_id)]
 EventType = Literal["impression", "click", "add_to_cart", "purchase"]
 
@@ -67,7 +85,7 @@ class ProductIn(BaseModel):
     rating_count: float | None = Field(default=None, ge=0, le=1e12)
     image: Annotated[Text | None, Field(max_length=2000, description="http(s) URL or file path")] = None
     in_stock: bool | None = None
-    created_at: datetime | None = None
+    created_at: Time | None = None
 
     @field_validator("image")
     @classmethod
@@ -173,7 +191,7 @@ class EventIn(BaseModel):
     user_id: Id
     product_id: Id
     event: EventType
-    timestamp: datetime | None = Field(default=None, description="default: now (UTC)")
+    timestamp: Time | None = Field(default=None, description="default: now (UTC)")
     query: Annotated[Text | None, Field(max_length=512)] = None
     session_id: Annotated[Text | None, Field(max_length=128)] = None
     request_id: Annotated[Text | None, Field(max_length=128)] = None
