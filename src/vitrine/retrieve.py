@@ -54,6 +54,15 @@ def dense_text(catalog: Catalog, i: int, description_chars: int = 300) -> str:
     return ". ".join(p.strip() for p in parts if p and p.strip())
 
 
+VISUAL_FIELDS = ("title", "category", "color")
+
+
+def visual_text(catalog: Catalog, i: int) -> str:
+    """The text the image tower learns to predict: fields a photo can show (no brand, tags, description)."""
+    d = product_doc(catalog, i)
+    return ". ".join(d[f].strip() for f in VISUAL_FIELDS if d[f] and d[f].strip())
+
+
 def popularity_prior(catalog: Catalog) -> np.ndarray:
     """log(1 + sales) scaled to [0, 1]; zeros when the catalog has no sales."""
     sales = np.nan_to_num(catalog.products["sales"].to_numpy(dtype=float, na_value=0.0))
@@ -227,7 +236,10 @@ class Retriever:
                 enc = None  # nothing to align images with
             if enc is not None:
                 torch.set_num_threads(max(1, torch.get_num_threads()))
-                tv = self.text_vectors_[train] if self.text_vectors_ is not None else None
+                tv = None
+                if enc.name == "tower":
+                    tv = self.text_encoder_.encode([visual_text(catalog, i) for i in np.flatnonzero(train)],
+                                                   progress=progress)
                 enc.fit(imgs[train], tv, progress=progress)
                 vecs = enc.encode_images(imgs[ok])
                 self.image_encoder_ = enc

@@ -184,7 +184,8 @@ def _tower_net(dim: int, width: int = 16, cnn: bool = True):
             w = width
             self.register_buffer("mu", torch.zeros(N_SIDE))
             self.register_buffer("sd", torch.ones(N_SIDE))
-            self.side = nn.Sequential(nn.Linear(N_SIDE, HIDDEN), nn.LayerNorm(HIDDEN), nn.ReLU(inplace=True))
+            self.side = nn.Sequential(nn.Linear(N_SIDE, HIDDEN), nn.LayerNorm(HIDDEN), nn.ReLU(inplace=True),
+                                      nn.Dropout(0.2))
             self.out = nn.Linear(HIDDEN, dim)
             self.use_cnn = cnn
             if cnn:
@@ -199,10 +200,22 @@ def _tower_net(dim: int, width: int = 16, cnn: bool = True):
             if self.use_cnn and x is not None:
                 c = self.body(x)
                 h = h + self.cnn_proj(torch.cat([c.mean((2, 3)), c.amax((2, 3))], 1))
-            h = self.side[2](self.side[1](h))
+            h = self.side[3](self.side[2](self.side[1](h)))
             return nn.functional.normalize(self.out(h), dim=1)
 
     return Tower()
+
+
+def _augment(x, rng: np.random.Generator):
+    """Random mirror and shift (up to 1/8 of the side, white fill): the trunk overfits small catalogs without it."""
+    torch = _torch()
+    if rng.random() < 0.5:
+        x = x.flip(3)
+    s = x.shape[-1]
+    m = max(1, s // 8)
+    dy, dx = (int(v) for v in rng.integers(-m, m + 1, 2))
+    pad = torch.nn.functional.pad(x, (m, m, m, m), value=2.0)  # 2.0 = white after normalisation
+    return pad[:, :, m + dy: m + dy + s, m + dx: m + dx + s]
 
 
 def _to_tensor(images: np.ndarray):
@@ -329,8 +342,7 @@ class ImageTower:
                     idx = torch.from_numpy(perm[s * bs: (s + 1) * bs])
                     x = None
                     if with_cnn:
-                        x = x_all[idx]
-                        x = (x.flip(3) if rng.random() < 0.5 else x).to(dev)
+                        x = _augment(x_all[idx], rng).to(dev)
                     loss = self._loss(self.net_(x, side[idx].to(dev)), t[idx].to(dev))
                     opt.zero_grad()
                     loss.backward()
