@@ -1,0 +1,146 @@
+"""Product-understanding benchmark: encode throughput, index build time, query latency.
+
+Usage::
+
+    python benchmarks/bench_understanding.py [--sizes 10000 100000] [--threads 2] [--json]
+
+* text encode: products/s of the dense text encoder (bundled MiniLM) on
+  synthetic-shop titles+descriptions, cache disabled (cold) and then cached.
+* image encode: products/s of the image tower's ``encode_images`` at 64 px
+  (inference; training is bounded separately by ``tower_seconds``), and tower
+  training images/s.
+* index: build time and query latency p50/p99 (ms, one query at a time) for
+  exact (flat) and HNSW FAISS indexes over random unit vectors of dimension 384
+  at each size, plus BM25 scoring latency over the synthetic catalog.
+
+Vectors for the index rows are random (latency does not depend on content);
+encode throughput is measured on real synthetic products.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _pct(x: list[float]) -> dict[str, float]:
+    a = np.asarray(x) * 1000
+    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
+
+
+def bench_encoders(n_text: int, n_img: int) -> dict:
+    import warnings
+
+    from vitrine.data.catalog import Catalog
+    from vitrine.data.dataset import load_dataset
+    from vitrine.data.synth import generate
+    from vitrine.features.image import ImageTower, load_images
+    from vitrine.features.text import TextEncoder
+    from vitrine.retrieve import dense_text
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        shop = Path(tmp) / "shop"
+        generate(shop, products=max(n_text, n_img), users=20, seed=0, sessions_per_user=1.0, judged_queries=10)
+        ds = load_dataset(shop)
+        cat = Catalog(ds.products, root=ds.root)
+        texts = [dense_text(cat, i) for i in range(n_text)]
+        enc = TextEncoder(cache_dir=Path(tmp) / "cache")
+        enc.encode(texts[:64])  # load the model
+        enc = TextEncoder(cache_dir=Path(tmp) / "cache2")
+        t0 = time.perf_counter()
+        vecs = enc.encode(texts)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        TextEncoder(cache_dir=Path(tmp) / "cache2").encode(texts)
+        warm = time.perf_counter() - t0
+        out["text_encode_products_per_s"] = round(n_text / cold, 1)
+        out["text_encode_cached_products_per_s"] = round(n_text / warm, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            imgs, ok = load_images([cat.image_path(i) for i in range(n_img)], size=64)
+            out["image_load_products_per_s"] = round(n_img / (time.perf_counter() - t0), 1)
+        tv = enc.encode([dense_text(cat, i) for i in range(n_img)])
+        tower = ImageTower(max_seconds=20).fit(imgs, tv)
+        trained = sum(1 for _ in tower.history_)
+        out["tower_train_seconds"] = round(tower.seconds_, 1)
+        out["tower_train_epochs"] = trained
+        t0 = time.perf_counter()
+        tower.encode_images(imgs)
+        out["image_encode_products_per_s"] = round(n_img / (time.perf_counter() - t0), 1)
+        out["text_dim"] = int(vecs.shape[1])
+    return out
+
+
+def bench_index(n: int, dim: int = 384, queries: int = 200, seed: int = 0) -> dict:
+    from vitrine.index.vector import VectorIndex
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = x[rng.integers(0, n, queries)] + 0.1 * rng.normal(size=(queries, dim)).astype(np.float32)
+    out = {}
+    for kind in ("flat", "hnsw"):
+        t0 = time.perf_counter()
+        idx = VectorIndex(kind=kind).build(x)
+        build = time.perf_counter() - t0
+        lat = []
+        for v in q:
+            t0 = time.perf_counter()
+            idx.search(v, 200)
+            lat.append(time.perf_counter() - t0)
+        exact = (x @ q[:20].T).argsort(0)[::-1][:10].T
+        got = idx.search(q[:20], 10)[0]
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, got, strict=True)])
+        out[kind] = {"build_s": round(build, 2), **_pct(lat), "recall@10_vs_exact": round(float(recall), 3)}
+    return out
+
+
+def bench_bm25(n: int, queries: int = 200) -> dict:
+    from vitrine.features.lexical import BM25Index
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(20000)]
+    docs = [{"title": " ".join(rng.choice(words, 8)), "description": " ".join(rng.choice(words, 30))}
+            for _ in range(n)]
+    t0 = time.perf_counter()
+    idx = BM25Index().fit(docs)
+    build = time.perf_counter() - t0
+    lat = []
+    for _ in range(queries):
+        qtext = " ".join(rng.choice(words, 3))
+        t0 = time.perf_counter()
+        idx.score(qtext)
+        lat.append(time.perf_counter() - t0)
+    return {"build_s": round(build, 2), **_pct(lat)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--encode-products", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-encoders", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    import faiss
+    import torch
+
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    res: dict = {"threads": args.threads}
+    if not args.skip_encoders:
+        res["encoders"] = bench_encoders(args.encode_products, args.encode_products)
+    res["index"] = {str(n): bench_index(n) for n in args.sizes}
+    res["bm25"] = {str(n): bench_bm25(n) for n in args.sizes}
+    print(json.dumps(res, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
