@@ -57,13 +57,12 @@ def test_acknowledged_events_survive_sigkill(make_home, settings, tmp_path, shop
     finally:
         server.stop()
     assert len(acked) >= 5 * BATCH, "too few batches were acknowledged before the kill"
-    assert sent[0] * BATCH > len(acked) or True
 
     # restart on the same home: it must come up and serve
     server = Server(home, settings.secret, tmp_path / "server2.log")
     try:
         server.wait_healthy()
-        assert httpx.get(server.url + "/search", params={"q": "bag"}).status_code == 200
+        assert httpx.get(server.url + "/search", params={"q": "bag"}, timeout=120).status_code == 200
     finally:
         server.stop()
     con = duckdb.connect(str(home / "store.duckdb"), read_only=True)
