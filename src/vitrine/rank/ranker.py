@@ -37,7 +37,7 @@ from vitrine.rank.features import (
     to_matrix,
 )
 from vitrine.rank.labels import grade_to_label, judgment_groups, log_labels
-from vitrine.rank.lambdamart import LambdaMART
+from vitrine.rank.lambdamart import ClickModel, LambdaMART
 from vitrine.rank.propensity import estimate_propensities, impressions_from_events
 from vitrine.results import Candidates
 
@@ -86,7 +86,7 @@ class SearchRanker:
     def __init__(self, *, model: str = "lambdamart", weights: dict[str, float] | None = None, depth: int = 200,
                  personal_features: bool = True, debias: bool = True, max_log_pages: int = 20000,
                  max_queries: int = 6000, n_estimators: int = 400, num_threads: int = 2,
-                 seed: int = 0) -> None:  # fmt: skip
+                 seed: int = 0, objective: str = "pbm", judged_negatives: float = 1.0) -> None:  # fmt: skip
         self.model = model
         self.weights = weights
         self.depth = depth
@@ -97,6 +97,8 @@ class SearchRanker:
         self.n_estimators = n_estimators
         self.num_threads = num_threads
         self.seed = seed
+        self.objective = objective
+        self.judged_negatives = judged_negatives
 
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
@@ -153,6 +155,8 @@ class SearchRanker:
         # Pages with no click carry no ranking signal.
         has_click = pages["label"].max()
         ids = [r for r in ids if has_click[r] > 0]
+        if self.objective == "pbm":
+            ids = list(pages.groups)  # the click model also learns from pages without a click
         if len(ids) > self.max_log_pages:
             ids = sorted(rng.choice(ids, size=self.max_log_pages, replace=False).tolist())
         hist = _History(events, cat, dataset.pseudonymized, engine, HISTORY)
@@ -168,6 +172,8 @@ class SearchRanker:
             # The personalizer's own features cannot be computed as of the page time; leave them out.
             f = self._feats(engine, q, cands, None, ukey, history=h, use_personal_model=False)
             out.append((f, g["label"].to_numpy(np.int32), g["weight"].to_numpy(np.float64)))
+            self._log_pos.append(g["position"].to_numpy(np.int64))
+            self._log_users.append((ukey, h))
         return out
 
     def fit(self, engine, dataset) -> SearchRanker:
@@ -176,16 +182,24 @@ class SearchRanker:
         self.model_ = None
         self.propensities_ = None
         self.feature_names_: list[str] = []
+        self._log_pos: list[np.ndarray] = []
+        self._log_users: list = []
         self.table_ = product_table(engine.catalog_.products, getattr(dataset, "reviews", None))
         if self.model == "blend":
             self.fitted_ = True
             return self
-        groups = []
-        if getattr(dataset, "judgments", None) is not None and len(dataset.judgments):
-            groups += self._judgment_groups(engine, dataset.judgments, rng)
-        if getattr(dataset, "events", None) is not None and len(dataset.events):
-            groups += self._log_groups(engine, dataset, rng)
-        groups = [g for g in groups if len(g[1]) > 1]
+        jgroups, lgroups = [], []
+        has_j = getattr(dataset, "judgments", None) is not None and len(dataset.judgments)
+        has_l = getattr(dataset, "events", None) is not None and len(dataset.events)
+        if has_l:
+            lgroups = self._log_groups(engine, dataset, rng)
+        if self.objective == "pbm" and lgroups:
+            self._fit_click_model(engine, dataset, lgroups, rng)
+            self.fitted_ = True
+            return self
+        if has_j:
+            jgroups = self._judgment_groups(engine, dataset.judgments, rng)
+        groups = [g for g in jgroups + lgroups if len(g[1]) > 1]
         if not groups:
             self.fitted_ = True
             return self
@@ -194,13 +208,67 @@ class SearchRanker:
         X = np.concatenate([to_matrix(f, names, len(y)) for f, y, _ in groups])
         y = np.concatenate([y for _, y, _ in groups])
         w = np.concatenate([np.ones(len(y_)) if w_ is None else w_ for _, y_, w_ in groups])
-        usable = np.isfinite(X).any(0) & (np.nanstd(np.where(np.isfinite(X), X, np.nan), axis=0) > 0)
+        usable = _usable(X)
         self.feature_names_ = [n for n, u in zip(names, usable, strict=True) if u]
         X = X[:, usable]
         self.model_ = LambdaMART(n_estimators=self.n_estimators, num_threads=self.num_threads, seed=self.seed)
         self.model_.fit(X, y, sizes, self.feature_names_, weight=w if (w != 1).any() else None)
         self.fitted_ = True
         return self
+
+    def _fit_click_model(self, engine, dataset, lgroups, rng) -> None:
+        """PBM click model over logged pages (+ judged non-relevant candidates as
+        examined non-clicks, with a logged shopper's history so shopper features
+        look as they do at serving)."""
+        theta_all = self.propensities_
+        feats, clicks, thetas, sizes, weights = [], [], [], [], []
+        for (f, y, _), pos in zip(lgroups, self._log_pos, strict=True):
+            feats.append(f)
+            clicks.append((y > 0).astype(np.float64))
+            if self.debias and theta_all is not None:
+                th = np.asarray(theta_all, dtype=np.float64)
+                th = np.where(np.isfinite(th), th, np.nanmin(th))
+                thetas.append(th[np.clip(pos - 1, 0, len(th) - 1)])
+            else:
+                thetas.append(np.ones(len(y)))
+            sizes.append(len(y))
+            weights.append(np.ones(len(y)))
+        judg = getattr(dataset, "judgments", None)
+        if self.judged_negatives > 0 and judg is not None and len(judg) and self._log_users:
+            groups = judgment_groups(judg)
+            queries = list(groups)
+            if len(queries) > self.max_queries:
+                queries = list(rng.choice(queries, size=self.max_queries, replace=False))
+            cat = engine.catalog_
+            for q in queries:
+                judged = groups[q]
+                cands = engine.retriever_.retrieve(query_text=q, k=min(self.depth, 100))
+                if not len(cands.rows):
+                    continue
+                jr = cat.indices(list(judged), missing="mark")
+                gmap = {int(r): g for r, g in zip(jr.tolist(), judged.values(), strict=True) if r >= 0}
+                grade = np.asarray([gmap.get(int(r), 0.0) for r in cands.rows])
+                neg = grade <= 0
+                if not neg.any():
+                    continue
+                ukey, h = self._log_users[int(rng.integers(len(self._log_users)))]
+                f = self._feats(engine, q, cands, None, ukey, history=h, use_personal_model=False)
+                feats.append({k: v[neg] for k, v in f.items()})
+                m = int(neg.sum())
+                clicks.append(np.zeros(m))
+                thetas.append(np.ones(m))
+                weights.append(np.full(m, float(self.judged_negatives)))
+                sizes.append(m)
+        # List-relative features (``*_rel``, ``*_rank``, list length) differ between
+        # logged pages (10-20 results) and serving lists (100+): a pointwise model
+        # must not read them.
+        names = sorted({k for f in feats for k in f if not _list_relative(k)})
+        X = np.concatenate([to_matrix(f, names, len(c)) for f, c in zip(feats, clicks, strict=True)])
+        usable = _usable(X)
+        self.feature_names_ = [n for n, u in zip(names, usable, strict=True) if u]
+        self.model_ = ClickModel(n_estimators=self.n_estimators, num_threads=self.num_threads, seed=self.seed)
+        self.model_.fit(X[:, usable], np.concatenate(clicks), np.asarray(sizes), self.feature_names_,
+                        weight=np.concatenate(weights), theta=np.concatenate(thetas))
 
     # -- serving ----------------------------------------------------------------
     def features(self, query, cands, personal=None, user_key=None, engine=None) -> dict[str, np.ndarray]:
@@ -280,9 +348,22 @@ class SearchRanker:
             with open(folder / "product_attrs.pkl", "rb") as fh:
                 attrs = {k: np.asarray(v, dtype=object) for k, v in pickle.load(fh).items()}
             self.table_ = ProductTable(cols, attrs)
-        self.model_ = LambdaMART.load(folder, self.feature_names_) if meta.get("has_model") else None
+        self.model_ = None
+        if meta.get("has_model"):
+            cls_ = ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
+            self.model_ = cls_.load(folder, self.feature_names_)
         self.fitted_ = True
         return self
+
+
+def _list_relative(name: str) -> bool:
+    return name.endswith(("_rel", "_rank")) or name == "ctx_n_cands"
+
+
+def _usable(X: np.ndarray) -> np.ndarray:
+    """Columns with at least one finite value that is not constant."""
+    fin = np.isfinite(X)
+    return fin.any(0) & (np.nanstd(np.where(fin, X, np.nan), axis=0) > 0)
 
 
 def _prime_queries(retriever, queries: list[str], batch: int = 256) -> None:
