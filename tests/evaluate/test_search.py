@@ -1,0 +1,69 @@
+"""`vitrine evaluate search` on a tiny synthetic shop: JSON contract, baselines, protocols."""
+
+import functools
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import vitrine.engine
+from vitrine.data.synth import generate
+from vitrine.evaluate.search import run_search, strip_for_cross_modal
+from vitrine.data.dataset import load_dataset
+from vitrine.retrieve import Retriever
+
+torch.set_num_threads(1)
+METRICS = {"ndcg@10", "hr@10", "mrr@10", "precision@10", "recall@10"}
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "shop"
+    generate(out, products=300, users=20, seed=11, image_size=32, sessions_per_user=1.0, judged_queries=30)
+    return out
+
+
+@pytest.fixture
+def fast_retriever(monkeypatch, tmp_path_factory):
+    cache = str(tmp_path_factory.getbasetemp() / "emb-cache")
+    monkeypatch.setattr(vitrine.engine, "Retriever",
+                        functools.partial(Retriever, image_size=32, tower_seconds=5, cache_dir=cache))
+
+
+@pytest.mark.parametrize("protocol", ["rerank", "retrieve", "cross-modal"])
+def test_report_contract_and_baselines(shop, fast_retriever, protocol, tmp_path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = run_search(shop, protocol=protocol, progress=False,
+                         engine=vitrine.engine.Engine(home=tmp_path / "home"))
+    d = json.loads(json.dumps(rep.to_dict()))
+    assert d["task"] == "search" and d["protocol"] == protocol and d["k"] == 10
+    assert set(d["metrics"]) == METRICS
+    assert {"bm25", "dense"} <= set(d["baselines"])
+    for m in d["baselines"].values():
+        assert set(m) == METRICS and all(0 <= v <= 1 for v in m.values())
+    if protocol == "retrieve":
+        assert d["baselines"]["dense"]["ndcg@10"] > 0.1 and d["baselines"]["bm25"]["ndcg@10"] > 0.1
+    if protocol == "cross-modal":
+        # text is gone from the ranked half: only images can rank it, and they must beat the text baselines
+        assert d["baselines"]["image"]["ndcg@10"] > d["baselines"]["bm25"]["ndcg@10"]
+
+
+def test_cross_modal_strips_a_fixed_half(shop) -> None:
+    ds = load_dataset(shop)
+    stripped, half = strip_for_cross_modal(ds)
+    again, half2 = strip_for_cross_modal(ds)
+    np.testing.assert_array_equal(half, half2)
+    assert 0.35 < half.mean() < 0.65
+    hidden = stripped.products[half]
+    assert hidden["title"].isna().all() and hidden["image"].notna().all()
+    assert stripped.products[~half]["title"].notna().all()
+
+
+def test_unknown_protocol(shop) -> None:
+    with pytest.raises(ValueError, match="unknown protocol"):
+        run_search(shop, protocol="bogus")
