@@ -100,6 +100,7 @@ def run_recommend(
     seen = train.groupby("user_id")["product_id"].apply(lambda s: cat.indices(s.unique())).to_dict()
     n_train = train.groupby("user_id").size().to_dict()
     truth, runs = {}, {name: {} for name in scorers}
+    tie = np.random.default_rng(0).permutation(len(cat))
     cold_users = []
     for ukey, raw, pid in tqdm(
         zip(test["user_id"], test["raw_user"], test["product_id"], strict=True),
@@ -113,7 +114,8 @@ def run_recommend(
             s = np.asarray(fn(ukey), dtype=np.float64).copy()
             if pool is not None:
                 sub = s[pool]
-                runs[name][ukey] = list(ids[pool[top_k(sub, k)]])
+                order = np.lexsort((tie[pool], -sub))[:k]  # ties broken by a fixed random order
+                runs[name][ukey] = list(ids[pool[order]])
             else:
                 s[seen.get(ukey, [])] = -np.inf
                 runs[name][ukey] = list(ids[top_k(s, k)])
