@@ -281,7 +281,7 @@ class Personalizer:
         width_s = max(b.shape[0] for b in sampled)
         zs = np.full((len(sampled), width_s, len(act)), -1e4, dtype=np.float32)
         for j, b in enumerate(sampled):
-            zs[j, : b.shape[0]] = b
+            zs[j, : b.shape[0]] = np.where(np.isfinite(b), b, -1e4)
 
         def full(wv: np.ndarray) -> float:
             s = z @ wv
