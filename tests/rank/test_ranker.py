@@ -94,7 +94,9 @@ def test_save_load_same_scores(engine, tmp_path) -> None:
 def test_one_feature_path_and_log_record(engine) -> None:
     cands = engine.retriever_.retrieve("sneaker", k=30)
     f = engine.ranker_.features("sneaker", cands, None, user_key=engine.user_key("u003"), engine=engine)
-    f2 = assemble(engine, "sneaker", cands, None, user_key=engine.user_key("u003"), table=engine.ranker_.table_)
+    key = engine.user_key("u003")
+    f2 = assemble(engine, "sneaker", cands, None, user_key=key, table=engine.ranker_.table_,
+                  exposure=engine.ranker_.exposure_.get(key))
     assert set(f) == set(f2)
     X = to_matrix(f, engine.ranker_.feature_names_, len(cands.rows))
     np.testing.assert_allclose(engine.ranker_.model_.predict(X),
@@ -105,10 +107,6 @@ def test_one_feature_path_and_log_record(engine) -> None:
     assert [r["position"] for r in rec] == [1, 2, 3] and rec[0]["features"]["bm25_title"] is not None
 
 
-@pytest.mark.xfail(run=False, reason=(
-    "target not met yet: on this shop the ranker with shopper features scored 0.724 NDCG@10 against truth vs "
-    "0.732 without; on the 2,000-product shop (benchmarks/bench_rank.py) full 0.589, no shopper features 0.613, "
-    "naive (no IPW) 0.676, blend 0.432"))
 def test_shopper_features_and_debiasing_help_against_hidden_truth(shop, engine) -> None:
     folder, _, train, req = shop
     full = _truth_ndcg(engine, folder, req)
@@ -120,5 +118,23 @@ def test_shopper_features_and_debiasing_help_against_hidden_truth(shop, engine) 
         naive = _truth_ndcg(engine, folder, req)
     finally:
         engine.ranker_ = keep
+    print(f"full={full:.4f} anon={anon:.4f} naive={naive:.4f}")
     assert full > anon, (full, anon)
     assert full > naive, (full, naive)
+
+
+@pytest.mark.xfail(run=False, reason=(
+    "issue 5 target not met: needs full >= 1.2 x no-shopper-features and >= 0.9 of ideal; measured on the "
+    "2,000-product shop (benchmarks/bench_rank.py, docs/bench/rank.md): see the table there. The ceiling "
+    "with every hidden preference known except per-pair noise is 0.96 and the anonymous ceiling 0.80, so "
+    "+20% over a good anonymous ranker is above what any ranker can reach on this simulator"))
+def test_issue_targets_personalization_gain_and_share_of_ideal(shop, engine) -> None:
+    folder, _, train, req = shop
+    full = _truth_ndcg(engine, folder, req)
+    keep = engine.ranker_
+    try:
+        engine.ranker_ = SearchRanker(max_log_pages=PAGES, personal_features=False).fit(engine, train)
+        anon = _truth_ndcg(engine, folder, req)
+    finally:
+        engine.ranker_ = keep
+    assert full >= 1.2 * anon and full >= 0.9

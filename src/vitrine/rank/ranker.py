@@ -104,11 +104,14 @@ class SearchRanker:
         return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
 
     # -- training ---------------------------------------------------------------
-    def _feats(self, engine, query, cands, personal, user_key, history=None, use_personal_model=True):
+    def _feats(self, engine, query, cands, personal, user_key, history=None, use_personal_model=True,
+               exposure=None):
         if not self.personal_features:
             personal, user_key = None, None
+        if user_key and exposure is None and history is None:
+            exposure = getattr(self, "exposure_", {}).get(user_key)
         return assemble(engine, query, cands, personal, user_key=user_key, table=self.table_,
-                        history=history, use_personal_model=use_personal_model)
+                        history=history, use_personal_model=use_personal_model, exposure=exposure)
 
     def _judgment_groups(self, engine, judgments: pd.DataFrame, rng) -> list[tuple[dict, np.ndarray, np.ndarray]]:
         groups = judgment_groups(judgments)
@@ -160,6 +163,10 @@ class SearchRanker:
         if len(ids) > self.max_log_pages:
             ids = sorted(rng.choice(ids, size=self.max_log_pages, replace=False).tolist())
         hist = _History(events, cat, dataset.pseudonymized, engine, HISTORY)
+        expo = _Exposure(lab, self.propensities_)
+        # At serving, a shopper's exposure is everything logged (all before the request).
+        self.exposure_ = {hist.key(u): expo.before(u, None) for u in expo.by_user}
+        self.exposure_.pop(None, None)
         out = []
         for rid in ids:
             g = pages.get_group(rid).sort_values("position")
@@ -169,11 +176,12 @@ class SearchRanker:
             cands = engine.retriever_.score_rows(q, rows)
             raw = g["user_id"].iat[0]
             ukey, h = hist.key(raw), hist.before(raw, g["timestamp"].iat[0])
+            x = expo.before(raw, g["timestamp"].iat[0]) if ukey else None
             # The personalizer's own features cannot be computed as of the page time; leave them out.
-            f = self._feats(engine, q, cands, None, ukey, history=h, use_personal_model=False)
+            f = self._feats(engine, q, cands, None, ukey, history=h, use_personal_model=False, exposure=x)
             out.append((f, g["label"].to_numpy(np.int32), g["weight"].to_numpy(np.float64)))
             self._log_pos.append(g["position"].to_numpy(np.int64))
-            self._log_users.append((ukey, h))
+            self._log_users.append((ukey, h, x))
         return out
 
     def fit(self, engine, dataset) -> SearchRanker:
@@ -184,6 +192,7 @@ class SearchRanker:
         self.feature_names_: list[str] = []
         self._log_pos: list[np.ndarray] = []
         self._log_users: list = []
+        self.exposure_: dict = {}
         self.table_ = product_table(engine.catalog_.products, getattr(dataset, "reviews", None))
         if self.model == "blend":
             self.fitted_ = True
@@ -251,8 +260,8 @@ class SearchRanker:
                 neg = grade <= 0
                 if not neg.any():
                     continue
-                ukey, h = self._log_users[int(rng.integers(len(self._log_users)))]
-                f = self._feats(engine, q, cands, None, ukey, history=h, use_personal_model=False)
+                ukey, h, x = self._log_users[int(rng.integers(len(self._log_users)))]
+                f = self._feats(engine, q, cands, None, ukey, history=h, use_personal_model=False, exposure=x)
                 feats.append({k: v[neg] for k, v in f.items()})
                 m = int(neg.sum())
                 clicks.append(np.zeros(m))
@@ -330,6 +339,14 @@ class SearchRanker:
             np.savez(folder / "product_features.npz", **self.table_.columns)
             with open(folder / "product_attrs.pkl", "wb") as fh:
                 pickle.dump({k: list(v) for k, v in self.table_.attrs.items()}, fh)
+        expo = getattr(self, "exposure_", None)
+        if expo:
+            keys = list(expo)
+            lens = np.asarray([len(expo[k][0]) for k in keys], dtype=np.int64)
+            np.savez(folder / "exposure.npz", keys=np.asarray(keys, dtype=str), lens=lens,
+                     rows=np.concatenate([expo[k][0] for k in keys]),
+                     theta=np.concatenate([expo[k][1] for k in keys]),
+                     click=np.concatenate([expo[k][2] for k in keys]))
         if meta["has_model"]:
             self.model_.save(folder)
 
@@ -348,6 +365,12 @@ class SearchRanker:
             with open(folder / "product_attrs.pkl", "rb") as fh:
                 attrs = {k: np.asarray(v, dtype=object) for k, v in pickle.load(fh).items()}
             self.table_ = ProductTable(cols, attrs)
+        self.exposure_ = {}
+        if (folder / "exposure.npz").exists():
+            with np.load(folder / "exposure.npz", allow_pickle=False) as z:
+                ends = np.cumsum(z["lens"])
+                for k, a, b in zip(z["keys"].tolist(), ends - z["lens"], ends, strict=True):
+                    self.exposure_[k] = (z["rows"][a:b], z["theta"][a:b], z["click"][a:b])
         self.model_ = None
         if meta.get("has_model"):
             cls_ = ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
@@ -395,6 +418,30 @@ def _concat(a: Candidates, b: Candidates) -> Candidates:
         vb = b.sources.get(s, np.full(len(b.rows), np.nan))
         src[s] = np.concatenate([np.asarray(va, np.float64), np.asarray(vb, np.float64)])
     return Candidates(np.concatenate([a.rows, b.rows]), np.concatenate([a.scores, b.scores]), src)
+
+
+class _Exposure:
+    """Each shopper's logged impressions in time order: (catalog row,
+    examination propensity of the position, clicked)."""
+
+    def __init__(self, lab: pd.DataFrame, propensities) -> None:
+        th = np.ones(1) if propensities is None else np.asarray(propensities, dtype=np.float64)
+        th = np.where(np.isfinite(th), th, np.nanmin(th) if np.isfinite(th).any() else 1.0)
+        lab = lab.sort_values("timestamp", kind="stable")
+        theta = th[np.clip(lab["position"].to_numpy(np.int64) - 1, 0, len(th) - 1)]
+        lab = lab.assign(_theta=theta, _click=(lab["grade"].to_numpy() > 0).astype(np.float64))
+        self.by_user = {
+            u: (g["timestamp"].to_numpy(), g["row"].to_numpy(np.int64), g["_theta"].to_numpy(), g["_click"].to_numpy())
+            for u, g in lab.groupby("user_id", sort=False)
+        }
+
+    def before(self, raw, ts):
+        got = self.by_user.get(raw)
+        if got is None:
+            return None
+        t, rows, theta, click = got
+        i = len(t) if ts is None else np.searchsorted(t, np.datetime64(ts), side="left")
+        return rows[:i], theta[:i], click[:i]
 
 
 class _History:
