@@ -131,7 +131,9 @@ class Retriever:
     image_model : "tower" (CNN trained in fit), "none", or a CLIP path; None
         reads ``settings.image_model``.
     image_size : pixels per side the tower sees.
-    tower_seconds, tower_epochs : training budget of the tower.
+    tower_seconds, tower_epochs : training budget of the tower; seconds default
+        to ``settings.tower_seconds`` when that setting exists, else 90, and
+        small catalogs get less: min(tower_seconds, 5 + 0.02 * training images).
     fusion : "rrf" or "zsum" (see module docstring).
     weights : source -> weight in the fused score.
     propagate : neighbours (by image) whose text enriches the image vector of
@@ -156,7 +158,7 @@ class Retriever:
         text_model: str | None = None,
         image_model: str | None = None,
         image_size: int = 64,
-        tower_seconds: float = 90.0,
+        tower_seconds: float | None = None,
         tower_epochs: int = 30,
         fusion: str = "rrf",
         weights: dict[str, float] | None = None,
@@ -188,6 +190,8 @@ class Retriever:
         self.device_ = s.device if self.device is None else self.device
         self.cache_dir_ = str(Path(s.home) / "cache") if self.cache_dir is None else self.cache_dir
         self.weights_ = {**DEFAULT_WEIGHTS, **(self.weights or {})}
+        ts = self.tower_seconds if self.tower_seconds is not None else getattr(s, "tower_seconds", None)
+        self.tower_seconds_ = float(ts) if ts is not None else 90.0
         self.seed_ = s.seed
 
     def _text_encoder(self):
@@ -224,7 +228,7 @@ class Retriever:
         self.image_encoder_, self.image_vectors_ = None, None
         self.has_image_ = np.zeros(n, bool)
         paths = [catalog.image_path(i) for i in range(n)]
-        enc = image_encoder(self.image_model_, size=self.image_size, max_seconds=self.tower_seconds,
+        enc = image_encoder(self.image_model_, size=self.image_size, max_seconds=self.tower_seconds_,
                             epochs=self.tower_epochs, seed=self.seed_, device=self.device_)
         if enc is not None and any(p is not None for p in paths):
             size = self.image_size if enc.name == "tower" else 224
@@ -238,6 +242,7 @@ class Retriever:
                 torch.set_num_threads(max(1, torch.get_num_threads()))
                 tv = None
                 if enc.name == "tower":
+                    enc.max_seconds = min(self.tower_seconds_, 5.0 + 0.02 * int(train.sum()))
                     tv = self.text_encoder_.encode([visual_text(catalog, i) for i in np.flatnonzero(train)],
                                                    progress=progress)
                 enc.fit(imgs[train], tv, progress=progress)
@@ -536,7 +541,8 @@ class Retriever:
                                                   "tower_epochs", "fusion", "weights", "propagate", "cache_dir",
                                                   "device")}
         fitted = {"text_model_": self.text_model_, "image_model_": self.image_model_, "device_": self.device_,
-                  "cache_dir_": self.cache_dir_, "weights_": self.weights_, "seed_": self.seed_}
+                  "cache_dir_": self.cache_dir_, "weights_": self.weights_, "seed_": self.seed_,
+                  "tower_seconds_": self.tower_seconds_}
         (folder / "retriever.json").write_text(json.dumps({"params": params, "fitted": fitted}))
 
     @classmethod
