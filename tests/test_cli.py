@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from vitrine.cli import app
@@ -20,18 +21,27 @@ def _vitrine(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 
 def test_synth_ingest_fit_search_pipeline(tmp_path: Path) -> None:
     shop, home = tmp_path / "shop", tmp_path / "home"
-    r = runner.invoke(app, ["synth", str(shop), "--products", "300", "--users", "60", "--seed", "3"])
+    r = runner.invoke(app, ["synth", str(shop), "--products", "150", "--users", "40", "--seed", "3"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["ingest", str(shop), "--home", str(home)])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout.strip().splitlines()[-1])["store"]["products"] == 300
+    assert json.loads(r.stdout.strip().splitlines()[-1])["store"]["products"] == 150
     r = runner.invoke(app, ["fit", "--home", str(home)])
     assert r.exit_code == 0, r.output
     assert (home / "CURRENT").exists()
 
 
-def test_evaluate_search_json_contract(small_shop: Path) -> None:
-    r = runner.invoke(app, ["evaluate", "search", str(small_shop), "--protocol", "rerank", "--json"])
+@pytest.fixture(scope="module")
+def tiny_shop(tmp_path_factory) -> Path:
+    from vitrine.data.synth import generate
+
+    out = tmp_path_factory.mktemp("tiny") / "shop"
+    generate(out, products=200, users=60, seed=4)
+    return out
+
+
+def test_evaluate_search_json_contract(tiny_shop: Path) -> None:
+    r = runner.invoke(app, ["evaluate", "search", str(tiny_shop), "--protocol", "rerank", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert {"dataset", "task", "protocol", "k", "metrics", "baselines", "seconds"} <= set(out)
@@ -41,8 +51,8 @@ def test_evaluate_search_json_contract(small_shop: Path) -> None:
     assert 0.0 <= out["metrics"]["ndcg@10"] <= 1.0
 
 
-def test_evaluate_recommend_json_contract(small_shop: Path) -> None:
-    r = runner.invoke(app, ["evaluate", "recommend", str(small_shop), "--json"])
+def test_evaluate_recommend_json_contract(tiny_shop: Path) -> None:
+    r = runner.invoke(app, ["evaluate", "recommend", str(tiny_shop), "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["task"] == "recommend"

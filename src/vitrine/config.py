@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     secret: str = "vitrine-dev-secret-change-me"
     text_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
     image_model: str = "tower"  # "tower" (built-in CNN trained in fit), "none", or a CLIP path/name
+    tower_seconds: float = 90.0  # training budget of the built-in image tower (small catalogs use less)
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     repurchase: bool = False
     open_reads: bool = True  # reads need no API key when True

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vitrine.config import Settings, get_settings
+from vitrine.config import Settings, get_settings, resolve_device
 from vitrine.data.catalog import Catalog
 from vitrine.data.dataset import Dataset, coerce_table, load_dataset
 from vitrine.data.schema import EVENT_TYPES, EVENTS, PRODUCTS
@@ -122,13 +122,18 @@ class Engine:
         catalog = Catalog(dataset.products, root=dataset.root)
         retriever = Retriever().fit(catalog, progress=progress)
         item_vectors = retriever.item_vectors() if hasattr(retriever, "item_vectors") else None
-        personal = Personalizer(event_weights=self.settings.event_weights).fit(
-            events, catalog, item_vectors=item_vectors
-        )
+        personal = Personalizer(
+            event_weights=self.settings.event_weights, seed=self.settings.seed,
+            seq_params={"device": resolve_device(self.settings.device)},
+        ).fit(events, catalog, item_vectors=item_vectors)
         with self._lock:
             self.catalog_, self.retriever_, self.personal_ = catalog, retriever, personal
             self.ranker_ = SearchRanker().fit(self, dataset)
             self.version_ = time.strftime("%Y%m%d-%H%M%S")
+            # Events after this instant reach a loaded model by replay from the store.
+            self.fitted_through_ = (
+                str(events["timestamp"].max()) if events is not None and len(events) else None
+            )
         return self
 
     def _check(self) -> None:
@@ -189,7 +194,9 @@ class Engine:
         personalize: bool = True,
         explain: bool = False,
         depth: int = 200,
-    ) -> Results:
+        request_id: str | None = None,
+        return_candidates: bool = False,
+    ) -> Results | tuple[Results, np.ndarray]:
         """Search the catalog for a shopper.
 
         Parameters
@@ -201,18 +208,47 @@ class Engine:
         filters, rules : structured filters and merchandising rules.
         personalize : use the shopper's profile (off gives the anonymous ranking).
         explain : attach per-source score breakdowns.
+        request_id : when given, the features of every shown result are logged
+            to the store under it, so later training uses exactly what was served.
+        return_candidates : also return every filtered candidate row (for facets).
         """
         self._check()
         needed = depth if not (filters and filters.active()) else max(depth, 2000)
         cands = self.retriever_.retrieve(query_text=query, query_image=query_image, k=max(needed, offset + k))
+        cands = self._with_pins(query, cands, rules, query_image)
         keep = self._filter_mask(cands.rows, filters)
         cands = Candidates(cands.rows[keep], cands.scores[keep], {s: v[keep] for s, v in cands.sources.items()})
         ukey = self.user_key(user_id) if personalize else None
         personal = self.personal_.score(ukey, cands.rows) if ukey else None
         scores, expl = self.ranker_.rank(query, cands, personal, user_key=ukey, engine=self)
         scores = self._apply_rules(cands.rows, scores, rules)
-        order = np.lexsort((cands.rows, -scores))[offset: offset + k]
-        return self._results(cands.rows[order], scores[order], [expl[i] for i in order] if explain else None)
+        ranked = np.lexsort((cands.rows, -scores))
+        order = ranked[offset: offset + k]
+        if request_id is not None:
+            self._log_served(request_id, query, ukey, cands, personal, scores, ranked[: offset + k])
+        res = self._results(cands.rows[order], scores[order], [expl[i] for i in order] if explain else None)
+        return (res, cands.rows) if return_candidates else res
+
+    def _with_pins(self, query, cands: Candidates, rules: Rules | None, query_image) -> Candidates:
+        """Add pinned products that retrieval did not find (pins hold regardless of relevance)."""
+        if rules is None or not rules.pin:
+            return cands
+        pins = self.catalog_.indices(rules.pin)
+        pins = pins[self.catalog_.active[pins] & ~np.isin(pins, cands.rows)]
+        if not len(pins):
+            return cands
+        extra = self.retriever_.score_rows(query, pins, query_image=query_image)
+        names = set(cands.sources) | set(extra.sources)
+        nan_a, nan_b = np.full(len(cands.rows), np.nan), np.full(len(pins), np.nan)
+        sources = {s: np.concatenate([cands.sources.get(s, nan_a), extra.sources.get(s, nan_b)]) for s in names}
+        return Candidates(np.concatenate([cands.rows, pins]), np.concatenate([cands.scores, extra.scores]), sources)
+
+    def _log_served(self, request_id, query, ukey, cands, personal, scores, shown) -> None:
+        from vitrine.rank.features import log_record
+
+        feats = self.ranker_.features(query, cands, personal, user_key=ukey, engine=self)
+        records = log_record(request_id, query, ukey, self.catalog_.ids[cands.rows], scores, feats, shown, len(shown))
+        self.store.log_served(records)
 
     def _apply_rules(self, rows: np.ndarray, scores: np.ndarray, rules: Rules | None) -> np.ndarray:
         if rules is None:
@@ -308,12 +344,18 @@ class Engine:
                 self.store.upsert_products(df)
             rows = self.catalog_.upsert(df)
             self.retriever_.add(rows)
+            vecs = self.retriever_.item_vectors() if hasattr(self.retriever_, "item_vectors") else None
+            self.personal_.add(rows, item_vectors=vecs)
+            if hasattr(self.ranker_, "refresh_products"):
+                self.ranker_.refresh_products(self.catalog_.products)
         return list(df["product_id"])
 
     def delete_product(self, product_id: str, durable: bool = True) -> None:
         self._check()
         with self._lock:
-            self.catalog_.delete(product_id)
+            row = self.catalog_.delete(product_id)
+            if hasattr(self.retriever_, "remove"):
+                self.retriever_.remove(np.array([row]))
             if durable:
                 self.store.delete_product(product_id)
 
@@ -339,7 +381,10 @@ class Engine:
             self.personal_.save(tmp / "personal")
             self.ranker_.save(tmp / "ranker")
             root = str(self.catalog_.root) if self.catalog_.root else None
-            (tmp / "engine.json").write_text(json.dumps({"vitrine": __version__, "version": version, "root": root}))
+            (tmp / "engine.json").write_text(json.dumps({
+                "vitrine": __version__, "version": version, "root": root,
+                "fitted_through": getattr(self, "fitted_through_", None),
+            }))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -349,8 +394,13 @@ class Engine:
         return final
 
     @classmethod
-    def load(cls, home: str | Path | None = None, settings: Settings | None = None) -> Engine:
-        """Load the current fitted engine from a home folder."""
+    def load(cls, home: str | Path | None = None, settings: Settings | None = None, replay: bool = True) -> Engine:
+        """Load the current fitted engine from a home folder.
+
+        With ``replay``, events stored after the model's training data (live
+        events recorded since the fit) are replayed into the shopper profiles,
+        so a reload never forgets what shoppers just did.
+        """
         self = cls(settings=settings, home=home)
         current = self.home / CURRENT_FILE
         if not current.exists():
@@ -363,4 +413,20 @@ class Engine:
         self.personal_ = Personalizer.load(folder / "personal", catalog)
         self.ranker_ = SearchRanker.load(folder / "ranker")
         self.version_ = meta["version"]
+        self.fitted_through_ = meta.get("fitted_through")
+        if replay and (self.home / STORE_FILE).exists():
+            self._replay(self.fitted_through_)
         return self
+
+    def _replay(self, since: str | None) -> int:
+        sql = "SELECT user_id, product_id, event FROM events"
+        params: list = []
+        if since is not None:
+            sql += " WHERE timestamp > CAST(? AS TIMESTAMP)"
+            params.append(since)
+        ev = self.store.query(sql + " ORDER BY timestamp", params)
+        rows = self.catalog_.indices(ev["product_id"], missing="mark")
+        for ukey, row, kind in zip(ev["user_id"], rows, ev["event"], strict=True):
+            if row >= 0:
+                self.personal_.observe(ukey, int(row), kind)
+        return int((rows >= 0).sum())

@@ -76,6 +76,11 @@ class Store:
                 "first_seen TIMESTAMP, last_seen TIMESTAMP, n_events BIGINT)"
             )
             self._con.execute("CREATE TABLE IF NOT EXISTS deleted_products (product_id VARCHAR PRIMARY KEY)")
+            # Features exactly as served, per shown result, for training on what was served.
+            self._con.execute(
+                "CREATE TABLE IF NOT EXISTS served (request_id VARCHAR, logged_at TIMESTAMP, user_id VARCHAR, "
+                "query VARCHAR, position INTEGER, product_id VARCHAR, score DOUBLE, features JSON)"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -200,13 +205,37 @@ class Store:
         return bool(n)
 
     # -- erasure --------------------------------------------------------------
+    def log_served(self, records: list[dict]) -> None:
+        """Append one row per shown result with its served features (JSON)."""
+        if not records:
+            return
+        import json as _json
+
+        now = pd.Timestamp.now("UTC").tz_localize(None)
+        df = pd.DataFrame({
+            "request_id": [r["request_id"] for r in records],
+            "logged_at": now,
+            "user_id": [r["user_id"] for r in records],
+            "query": [r["query"] for r in records],
+            "position": [r["position"] for r in records],
+            "product_id": [r["product_id"] for r in records],
+            "score": [r["score"] for r in records],
+            "features": [_json.dumps(r["features"]) for r in records],
+        })
+        with self._lock:
+            self._con.register("_s", df)
+            try:
+                self._con.execute("INSERT INTO served SELECT * FROM _s")
+            finally:
+                self._con.unregister("_s")
+
     def forget_user(self, user_key: str) -> int:
         """Erase a (pseudonymised) user's events, reviews and profile; return rows removed."""
         with self._lock:
             self._con.execute("BEGIN TRANSACTION")
             try:
                 n = 0
-                for table in ("events", "reviews", "users"):
+                for table in ("events", "reviews", "users", "served"):
                     n += self._con.execute(
                         f"SELECT count(*) FROM {table} WHERE user_id = ?", [user_key]
                     ).fetchone()[0]

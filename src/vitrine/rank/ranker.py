@@ -280,6 +280,19 @@ class SearchRanker:
                         weight=np.concatenate(weights), theta=np.concatenate(thetas))
 
     # -- serving ----------------------------------------------------------------
+    def refresh_products(self, products: pd.DataFrame) -> None:
+        """Recompute product features after catalog upserts (new rows get no review signals)."""
+        if not hasattr(self, "table_"):
+            return
+        fresh = product_table(products, None)
+        n = len(products)
+        for name, old in self.table_.columns.items():
+            if name not in fresh.columns:  # review signals are only known for rows seen at fit
+                col = np.full(n, np.nan, np.float32)
+                col[: min(n, len(old))] = old[:n]
+                fresh.columns[name] = col
+        self.table_ = fresh
+
     def features(self, query, cands, personal=None, user_key=None, engine=None) -> dict[str, np.ndarray]:
         """The feature columns :meth:`rank` scores (for logging what was served)."""
         return self._feats(engine, query, cands, personal, user_key)
