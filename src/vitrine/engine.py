@@ -329,6 +329,8 @@ class Engine:
             n = self.store.forget_user(key) if (self.home / STORE_FILE).exists() or self._store else 0
             if hasattr(self, "personal_"):
                 self.personal_.forget(key)
+            if hasattr(self, "ranker_") and hasattr(self.ranker_, "forget"):
+                self.ranker_.forget(key)
         return n
 
     # -- catalog updates ------------------------------------------------------

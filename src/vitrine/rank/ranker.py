@@ -280,6 +280,10 @@ class SearchRanker:
                         weight=np.concatenate(weights), theta=np.concatenate(thetas))
 
     # -- serving ----------------------------------------------------------------
+    def forget(self, user_key: str) -> None:
+        """Drop everything kept about one shopper (their logged exposures)."""
+        getattr(self, "exposure_", {}).pop(user_key, None)
+
     def refresh_products(self, products: pd.DataFrame) -> None:
         """Recompute product features after catalog upserts (new rows get no review signals)."""
         if not hasattr(self, "table_"):
