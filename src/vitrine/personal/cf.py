@@ -164,6 +164,23 @@ class UserKNN:
         return self
 
 
+def propagate(matrix: sp.csr_matrix, rows: np.ndarray, n_items: int, decay: float, window: int) -> np.ndarray:
+    """Scores reached from a history through an item-item matrix, newest items weighing most.
+
+    ``rows`` is the history, oldest first; returns an array of shape (n_items,).
+    """
+    out = np.zeros(n_items, dtype=np.float32)
+    if not len(rows):
+        return out
+    w = history_weights(np.ones(len(rows), np.float32), decay, window)
+    keep = (w > 0) & (rows < matrix.shape[0])
+    if keep.any():
+        v = sp.csr_matrix((w[keep], (np.zeros(keep.sum(), np.int64), rows[keep])), shape=(1, matrix.shape[0]))
+        s = (v @ matrix).toarray().ravel()
+        out[: len(s)] = s
+    return out
+
+
 class Transitions:
     """First-order item-to-next-item transitions, scored from the newest items.
 
@@ -189,17 +206,7 @@ class Transitions:
         return self
 
     def score(self, rows: np.ndarray, n_items: int) -> np.ndarray:
-        out = np.zeros(n_items, dtype=np.float32)
-        if not len(rows):
-            return out
-        w = history_weights(np.ones(len(rows), np.float32), self.decay, self.window)
-        keep = (w > 0) & (rows < self.prob_.shape[0])
-        if keep.any():
-            v = sp.csr_matrix((w[keep], (np.zeros(keep.sum(), np.int64), rows[keep])),
-                              shape=(1, self.prob_.shape[0]))
-            s = (v @ self.prob_).toarray().ravel()
-            out[: len(s)] = s
-        return out
+        return propagate(self.prob_, rows, n_items, self.decay, self.window)
 
     def save(self, folder: Path) -> None:
         _save_csr(folder / "transitions.npz", self.prob_)
@@ -252,17 +259,7 @@ class SeqKNN:
         return self
 
     def score(self, rows: np.ndarray, n_items: int) -> np.ndarray:
-        out = np.zeros(n_items, dtype=np.float32)
-        if not len(rows):
-            return out
-        w = history_weights(np.ones(len(rows), np.float32), self.decay, self.window)
-        keep = (w > 0) & (rows < self.sim_.shape[0])
-        if keep.any():
-            v = sp.csr_matrix((w[keep], (np.zeros(keep.sum(), np.int64), rows[keep])),
-                              shape=(1, self.sim_.shape[0]))
-            s = (v @ self.sim_).toarray().ravel()
-            out[: len(s)] = s
-        return out
+        return propagate(self.sim_, rows, n_items, self.decay, self.window)
 
     def save(self, folder: Path) -> None:
         _save_csr(folder / "seqknn.npz", self.sim_)
