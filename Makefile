@@ -6,7 +6,6 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 DEMO_SHOP ?= demo-shop
 DEMO_HOME ?= .vitrine
-export VITRINE_HOME ?= $(DEMO_HOME)
 
 .PHONY: install demo test bench chromium clean lint
 
@@ -38,7 +37,9 @@ demo: install
 	$(BIN)/vitrine synth $(DEMO_SHOP) --products 20000 --users 5000 --seed 7
 	$(BIN)/vitrine ingest $(DEMO_SHOP) --home $(DEMO_HOME)
 	$(BIN)/vitrine fit --home $(DEMO_HOME)
-	$(BIN)/vitrine evaluate search $(DEMO_SHOP) --protocol rerank --k 10
+	@echo "== a short evaluation: every model and its baselines on a held-out 3k-product shop"
+	$(BIN)/vitrine synth $(DEMO_SHOP)-eval --products 3000 --users 800 --seed 8
+	$(BIN)/vitrine evaluate search $(DEMO_SHOP)-eval --protocol rerank --k 10
 	$(BIN)/vitrine serve --home $(DEMO_HOME) --host 127.0.0.1 --port 8000
 
 bench: install
@@ -48,4 +49,4 @@ lint: install
 	$(BIN)/python -m ruff check src tests || true
 
 clean:
-	rm -rf $(DEMO_SHOP) $(DEMO_HOME) .bench
+	rm -rf $(DEMO_SHOP) $(DEMO_SHOP)-eval $(DEMO_HOME) .bench .vitrine-eval
