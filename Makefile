@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 DEMO_SHOP ?= demo-shop
-DEMO_HOME ?= .vitrine
+DEMO_HOME ?= .vitrine-demo
 
 .PHONY: install demo test bench chromium clean lint
 
@@ -35,6 +35,7 @@ test: install chromium
 
 demo: install
 	$(BIN)/vitrine synth $(DEMO_SHOP) --products 20000 --users 5000 --seed 7
+	rm -rf $(DEMO_HOME)  # a fresh demo home: ingest appends events, so a rerun must not double them
 	$(BIN)/vitrine ingest $(DEMO_SHOP) --home $(DEMO_HOME)
 	$(BIN)/vitrine fit --home $(DEMO_HOME)
 	@echo "== a short evaluation: every model and its baselines on a held-out 3k-product shop"
