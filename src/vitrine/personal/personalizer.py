@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from vitrine.config import DEFAULT_EVENT_WEIGHTS
 from vitrine.data.catalog import Catalog
@@ -209,10 +210,15 @@ class Personalizer:
         self.cold_ = self.pop_source_ <= 0  # products without events: behaviour sources imputed from content
         dense = self.vectors_ if self.vectors_ is not None else self.content_.dense()
 
+        # One bar step per source: SASRec alone can take minutes. Off when not on a terminal.
+        bar = tqdm(total=len(act), desc="fit personal", unit="source", disable=None, leave=False)
+
         def timed(name, fn):
             t = time.time()
+            bar.set_postfix_str(name)
             out = fn()
             self.timings_[name] = self.timings_.get(name, 0.0) + time.time() - t
+            bar.update(1)
             return out
 
         if "itemknn" in act:
@@ -235,6 +241,7 @@ class Personalizer:
                 params = {"seed": self.seed, **(self.seq_params or {})}
                 self.sasrec_ = timed("sasrec", lambda: SASRec(**params).fit(rows, n, init=dense,
                                                                             max_seconds=seq_budget))
+        bar.close()
 
     def _precompute(self, hist: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Cache per-user model states of fitted shoppers (ALS factors, sequence states)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from vitrine.rank.features import (
     HISTORY,
@@ -121,7 +122,7 @@ class SearchRanker:
         _prime_queries(engine.retriever_, queries)
         out = []
         cat = engine.catalog_
-        for q in queries:
+        for q in tqdm(queries, desc="rank: judged queries", disable=None, leave=False):
             judged = groups[q]
             jrows = cat.indices(list(judged), missing="mark")
             grades = np.asarray(list(judged.values()), dtype=np.float64)[jrows >= 0]
@@ -168,7 +169,7 @@ class SearchRanker:
         self.exposure_ = {hist.key(u): expo.before(u, None) for u in expo.by_user}
         self.exposure_.pop(None, None)
         out = []
-        for rid in ids:
+        for rid in tqdm(ids, desc="rank: logged pages", disable=None, leave=False):
             g = pages.get_group(rid).sort_values("position")
             q = g["query"].iat[0]
             q = None if q is None or (isinstance(q, float) and np.isnan(q)) else str(q)
@@ -249,7 +250,7 @@ class SearchRanker:
             if len(queries) > self.max_queries:
                 queries = list(rng.choice(queries, size=self.max_queries, replace=False))
             cat = engine.catalog_
-            for q in queries:
+            for q in tqdm(queries, desc="rank: judged negatives", disable=None, leave=False):
                 judged = groups[q]
                 cands = engine.retriever_.retrieve(query_text=q, k=min(self.depth, 100))
                 if not len(cands.rows):
