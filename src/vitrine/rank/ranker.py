@@ -386,9 +386,11 @@ class SearchRanker:
         self.exposure_ = {}
         if (folder / "exposure.npz").exists():
             with np.load(folder / "exposure.npz", allow_pickle=False) as z:
-                ends = np.cumsum(z["lens"])
-                for k, a, b in zip(z["keys"].tolist(), ends - z["lens"], ends, strict=True):
-                    self.exposure_[k] = (z["rows"][a:b], z["theta"][a:b], z["click"][a:b])
+                # Each z[name] reads the whole array again: read once, then slice per shopper.
+                lens, keys, rows, theta, click = z["lens"], z["keys"], z["rows"], z["theta"], z["click"]
+            ends = np.cumsum(lens)
+            for k, a, b in zip(keys.tolist(), ends - lens, ends, strict=True):
+                self.exposure_[k] = (rows[a:b], theta[a:b], click[a:b])
         self.model_ = None
         if meta.get("has_model"):
             cls_ = ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
