@@ -24,6 +24,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)  # pyplot keeps every open figure alive otherwise
+    return path
+
+
 def plot_metric_by_cutoff(curves: Mapping[str, Mapping[int, float]], metric: str, path: Path) -> Path:
     """One line per model: metric value at each cutoff."""
     plt = _plt()
@@ -36,10 +43,7 @@ def plot_metric_by_cutoff(curves: Mapping[str, Mapping[int, float]], metric: str
     ax.set_title(f"{metric} by cutoff")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_segments(segments: Mapping[str, Mapping[str, float]], metric: str, path: Path) -> Path:
@@ -56,10 +60,7 @@ def plot_segments(segments: Mapping[str, Mapping[str, float]], metric: str, path
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} by segment")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_propensities(estimated: Sequence[float], path: Path, true: Sequence[float] | None = None) -> Path:
@@ -76,10 +77,7 @@ def plot_propensities(estimated: Sequence[float], path: Path, true: Sequence[flo
     ax.set_title("Position bias")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_importance(importance: Mapping[str, float], path: Path, top: int = 20) -> Path:
@@ -97,10 +95,7 @@ def plot_importance(importance: Mapping[str, float], path: Path, top: int = 20) 
     ax.set_xlabel("total gain")
     ax.set_title("Feature importance")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_report(
