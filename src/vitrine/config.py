@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     text_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
     image_model: str = "tower"  # "tower" (built-in CNN trained in fit), "none", or a CLIP path/name
     tower_seconds: float = 90.0  # training budget of the built-in image tower (small catalogs use less)
+    # Item vector from the modalities: "average" (text + image, untrained) or a learned fusion
+    # ("concat", "weighted", "attention"; see vitrine.features.fusion), which also adds the "item" source.
+    item_fusion: str = "average"
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     repurchase: bool = False
     open_reads: bool = True  # reads need no API key when True
