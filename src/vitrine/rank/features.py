@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,22 @@ class ProductTable:
 
     columns: dict[str, np.ndarray]
     attrs: dict[str, np.ndarray]
+    _codes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def codes(self, attr: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """Integer codes of one attribute: (codes per row, the distinct values,
+        the code of "" or -1); a missing value (None) has code -1. Built on
+        first use, so per-request shopper features are bincounts over small
+        integers instead of pandas value_counts over strings."""
+        got = self._codes.get(attr)
+        vals = self.attrs[attr]
+        if got is None or got[3] is not vals:
+            codes, uniques = pd.factorize(pd.Series(vals, dtype=object), use_na_sentinel=True)
+            uniques = np.asarray(uniques, dtype=object)
+            empty = np.flatnonzero(uniques == "")
+            got = (codes.astype(np.int64), uniques, int(empty[0]) if len(empty) else -1, vals)
+            self._codes[attr] = got
+        return got[0], got[1], got[2]
 
     def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         n = len(next(iter(self.columns.values()))) if self.columns else 0
@@ -171,6 +187,86 @@ def _minmax_rank(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rel.astype(np.float32), rank
 
 
+def _csr(lex, fld: str, m):
+    """Row-major copy of a field's BM25 matrix, kept on the index until the
+    matrix object is replaced (append/replace build new ones): gathering a
+    few hundred candidate rows from CSC touches every stored value."""
+    cache = getattr(lex, "_vitrine_csr", None)
+    if cache is None:
+        cache = {}
+        try:
+            lex._vitrine_csr = cache
+        except AttributeError:  # pragma: no cover
+            pass
+    got = cache.get(fld)
+    if got is None or got[0] is not m:
+        csr = m.tocsr()
+        csr.sum_duplicates()
+        got = cache[fld] = (m, csr)
+    return got[1]
+
+
+def _lexical_features(lex, rows: np.ndarray, exact: list[int], fuzzy: list[list[int]],
+                      n_tok: int) -> dict[str, np.ndarray]:
+    """Per-field BM25 of the query terms, exact and fuzzy coverage, for each row.
+
+    For each field: ``bm25_<field>`` sums the row's term scores in query-term
+    order in float32 (a term repeated in the query counts twice, as scipy's
+    column slice + row sum did), ``cover_<field>`` is the share of query terms
+    with a nonzero score, ``fuzzy_<field>`` the share of query tokens with a
+    nonzero score on any term sharing their 4-letter prefix.
+    """
+    n = len(rows)
+    ok = rows < lex.n_docs_
+    r = rows[ok]
+    nr = len(r)
+    denom = max(n_tok, 1)
+    need = sorted({c for c in exact} | {c for cols in fuzzy for c in cols})
+    colpos = {c: j for j, c in enumerate(need)}
+    ex = np.asarray([colpos[c] for c in exact], dtype=np.int64)
+    fz_cols = [np.unique(np.asarray([colpos[c] for c in cols], dtype=np.int64)) for cols in fuzzy if cols]
+    lut = None
+    if need:
+        lut = np.full(max(need) + 1, -1, np.int64)
+        lut[np.asarray(need, dtype=np.int64)] = np.arange(len(need))
+    out: dict[str, np.ndarray] = {}
+    for fld, m in lex.matrices_.items():
+        bm = np.zeros(n, np.float32)
+        cov = np.zeros(n, np.float32)
+        fz = np.zeros(n, np.float32)
+        if nr and need:
+            csr = _csr(lex, fld, m)
+            # Gather the candidates' stored entries, keep those on query columns.
+            start, stop = csr.indptr[r], csr.indptr[r + 1]
+            lens = stop - start
+            tot = int(lens.sum())
+            idx = np.repeat(start - np.cumsum(lens) + lens, lens) + np.arange(tot)
+            cols = csr.indices[idx]
+            inside = cols < len(lut)
+            j = np.full(tot, -1, np.int64)
+            j[inside] = lut[cols[inside]]
+            sel = j >= 0
+            dense = np.zeros((nr, len(need)), np.float32)
+            dense[np.repeat(np.arange(nr), lens)[sel], j[sel]] = csr.data[idx[sel]]
+            nz = dense != 0
+            if len(ex):
+                acc = np.zeros(nr, np.float32)
+                for jj in ex:
+                    acc += dense[:, jj]
+                bm[ok] = acc
+                cov[ok] = nz[:, ex].sum(axis=1) / denom
+            if fz_cols:
+                hits = np.zeros(nr, np.float32)
+                for jj in fz_cols:
+                    hits += nz[:, jj].any(axis=1)
+                fz[ok] = hits / denom
+        out[f"bm25_{fld}"] = bm
+        out[f"cover_{fld}"] = cov
+        out[f"fuzzy_{fld}"] = fz
+        out[f"bm25_{fld}_rel"], _ = _minmax_rank(bm)
+    return out
+
+
 def assemble(
     engine,
     query: str | None,
@@ -218,27 +314,7 @@ def assemble(
     n_tok = 0
     if query and lex is not None and n:
         exact, fuzzy, n_tok = _query_terms(lex, query)
-        ok = rows < lex.n_docs_
-        r = rows[ok]
-        for fld, m in lex.matrices_.items():
-            sub = m[r] if len(r) else m[:0]
-            bm = np.zeros(n, np.float32)
-            cov = np.zeros(n, np.float32)
-            fz = np.zeros(n, np.float32)
-            if exact and len(r):
-                part = sub[:, exact]
-                bm[ok] = np.asarray(part.sum(axis=1)).ravel()
-                cov[ok] = np.asarray((part != 0).sum(axis=1)).ravel() / max(n_tok, 1)
-            if len(r) and any(fuzzy):
-                hits = np.zeros(len(r), np.float32)
-                for cols in fuzzy:
-                    if cols:
-                        hits += np.asarray((sub[:, cols] != 0).sum(axis=1)).ravel() > 0
-                fz[ok] = hits / max(n_tok, 1)
-            f[f"bm25_{fld}"] = bm
-            f[f"cover_{fld}"] = cov
-            f[f"fuzzy_{fld}"] = fz
-            f[f"bm25_{fld}_rel"], _ = _minmax_rank(bm)
+        f.update(_lexical_features(lex, rows, exact, fuzzy, n_tok))
         f["title_all_terms"] = (f.get("cover_title", np.zeros(n)) >= 0.999).astype(np.float32)
         f["q_oov"] = np.full(n, (n_tok - len(exact)) / max(n_tok, 1), np.float32)
     f["q_len"] = np.full(n, float(n_tok), np.float32)
@@ -246,10 +322,15 @@ def assemble(
     # -- exact attribute match: query text vs brand / colour / leaf -------
     if table is not None and query:
         ql = f" {query.lower()} "
-        for a, vals in table.attrs.items():
-            ok = rows < len(vals)
+        for a in table.attrs:
+            codes, uniques, _ = table.codes(a)
+            ok = rows < len(codes)
+            c = codes[rows[ok]]
+            u, inv = np.unique(c, return_inverse=True)  # test each distinct value once
+            hit_u = np.asarray([1.0 if x >= 0 and uniques[x] and f" {uniques[x]} " in ql else 0.0 for x in u],
+                               dtype=np.float32)
             hit = np.zeros(n, np.float32)
-            hit[ok] = [1.0 if v and f" {v} " in ql else 0.0 for v in vals[rows[ok]]]
+            hit[ok] = hit_u[inv.ravel()] if len(u) else 0.0
             f[f"match_{a}"] = hit
     # -- product ------------------------------------------------------------
     if table is not None:
@@ -297,6 +378,16 @@ def live_history(pers, user_key: str | None, n: int = HISTORY) -> np.ndarray:
     return np.asarray(list(rows or ())[-n:], dtype=np.int64)
 
 
+def _lookup(codes: np.ndarray, rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``values[codes[rows]]`` for rows inside the table (0 elsewhere and for
+    unknown codes), as float32 of shape (n,)."""
+    col = np.zeros(n, np.float32)
+    ok = rows < len(codes)
+    c = codes[rows[ok]]
+    col[ok] = np.where(c >= 0, values[np.maximum(c, 0)], 0.0)
+    return col
+
+
 def history_affinities(history: np.ndarray, rows: np.ndarray, table: ProductTable) -> dict[str, np.ndarray]:
     """Shopper-product features from the shopper's recent products (catalog rows,
     oldest first): the share of that history with the candidate's leaf
@@ -307,16 +398,21 @@ def history_affinities(history: np.ndarray, rows: np.ndarray, table: ProductTabl
     n = len(rows)
     out: dict[str, np.ndarray] = {"aff_history_len": np.full(n, float(len(history)), np.float32)}
     hist = np.asarray(history, dtype=np.int64)
-    for a, vals in table.attrs.items():
-        ok = rows < len(vals)
-        h = hist[hist < len(vals)]
+    rows = np.asarray(rows, dtype=np.int64)
+    for a in table.attrs:
+        codes, uniques, empty = table.codes(a)
+        h = hist[hist < len(codes)]
         for suffix, hh in (("", h), ("_recent", h[-5:])):
-            col = np.zeros(n, np.float32)
-            if len(hh):
-                share = pd.Series(vals[hh]).value_counts(normalize=True)
-                share = share[share.index != ""]
-                col[ok] = share.reindex(vals[rows[ok]]).fillna(0.0).to_numpy(np.float32)
-            out[f"aff_{a}{suffix}"] = col
+            hc = codes[hh]
+            hc = hc[hc >= 0]
+            if len(hc):
+                # count / total in float64, as value_counts(normalize=True) does
+                share = np.bincount(hc, minlength=len(uniques)) / len(hc)
+                if empty >= 0:
+                    share[empty] = 0.0
+                out[f"aff_{a}{suffix}"] = _lookup(codes, rows, share, n)
+            else:
+                out[f"aff_{a}{suffix}"] = np.zeros(n, np.float32)
     pl = table.columns.get("price_log")
     if pl is not None:
         h = hist[hist < len(pl)]
@@ -351,18 +447,28 @@ def exposure_affinities(seen: np.ndarray, theta: np.ndarray, clicked: np.ndarray
     e_all, c_all = float(theta.sum()), float(clicked.sum())
     r = (c_all + 0.5) / (e_all + 5.0)
     out["lift_n_clicks"] = np.full(n, c_all, np.float32)
-    for a, vals in table.attrs.items():
-        col = np.zeros(n, np.float32)
-        ok = rows < len(vals)
-        s_ok = seen < len(vals)
-        if len(seen) and s_ok.any():
-            v = vals[seen[s_ok]]
-            e = pd.Series(theta[s_ok]).groupby(v).sum()
-            c = pd.Series(clicked[s_ok]).groupby(v).sum()
+    rows = np.asarray(rows, dtype=np.int64)
+    # NaN propensities add nothing to a group's examinations (as a pandas group sum skips them).
+    theta_w = np.where(np.isnan(theta), 0.0, theta)
+    for a in table.attrs:
+        codes, uniques, empty = table.codes(a)
+        s_ok = seen < len(codes)
+        sc = codes[seen[s_ok]] if len(seen) else np.zeros(0, np.int64)
+        valid = sc >= 0
+        if not valid.any():
+            out[f"lift_{a}"] = np.zeros(n, np.float32)
+            continue
+        sc = sc[valid]
+        k = len(uniques)
+        e = np.bincount(sc, weights=theta_w[s_ok][valid], minlength=k)
+        c = np.bincount(sc, weights=clicked[s_ok][valid], minlength=k)
+        with np.errstate(divide="ignore", invalid="ignore"):
             lift = np.log((c + LIFT_PRIOR * r) / (e + LIFT_PRIOR) / r)
-            lift = lift[lift.index != ""]
-            col[ok] = lift.reindex(vals[rows[ok]]).fillna(0.0).to_numpy(np.float32)
-        out[f"lift_{a}"] = col
+        # Values the shopper never saw, "", and undefined lifts read 0.
+        lift = np.where(np.isnan(lift) | (np.bincount(sc, minlength=k) == 0), 0.0, lift)
+        if empty >= 0:
+            lift[empty] = 0.0
+        out[f"lift_{a}"] = _lookup(codes, rows, lift, n)
     pr = table.columns.get("price_rel_cat")
     if pr is not None:
         ok = rows < len(pr)
