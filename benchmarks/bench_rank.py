@@ -1,6 +1,7 @@
 """Ranking benchmarks on the synthetic shop (numbers for docs/bench/rank.md).
 
     .venv/bin/python benchmarks/bench_rank.py [--products 2000 --users 1000 --seed 1 --pages 3000 --requests 200]
+        [--neural] [--neural-seconds 300] [--skip-ablations]
 
 Prints one JSON object: the propensity estimate's largest error against
 truth/propensities.json, and NDCG@10 against the hidden utilities (gain = the
@@ -8,13 +9,16 @@ shopper's true click probability when examined) of engine.search on held-out
 search requests (last 20% of the log by time) for: the full ranker (PBM
 click model with shopper features, position bias corrected), the same
 without shopper features, the naive (propensities = 1) one, the fixed
-blend; and two ceilings on the same candidates: ``oracle_anonymous``
+blend, and with ``--neural`` the neural ranker (``SearchRanker(model="neural")``,
+vitrine.rank.neural); and two ceilings on the same candidates: ``oracle_anonymous``
 (relevance grade + quality + mean price sensitivity, what no shopper data
 can beat on average) and ``oracle_no_pair_noise`` (every hidden preference
 known except the unrecoverable per-pair noise). Training uses the logs
 before the cut and the split=train judgments. All in the same run, on a
 light engine (BM25 retriever, item-kNN + popularity personalizer) so that
-only the ranker differs.
+only the ranker differs. ``fit`` reports each timed ranker's training
+seconds and peak resident memory above the level before its fit (sampled
+every 0.1 s, so the process's own peak, torch and LightGBM included).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import json
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -55,7 +60,8 @@ def oracles(engine, folder, req, k: int = 10, depth: int = 100) -> dict[str, flo
         pids = engine.catalog_.ids[c.rows]
         u = utility(truth, uid, pids, query=q, time=np.datetime64(ts, "ms"))
         g = 1.0 / (1.0 + np.exp(-cm["click_slope"] * (u - cm["click_offset"])))
-        idcg = float((np.sort(g)[::-1][:k] * disc).sum())
+        top = np.sort(g)[::-1][:k]
+        idcg = float((top * disc[: len(top)]).sum())
         p = truth.product_codes(pids)
         uc = np.full(len(p), truth.user_codes(uid))
         grade = relevance(m.leaf[p], m.mid[p], m.color[p], m.brand[p], m.material[p], m.style[p], truth.intent(q))
@@ -66,6 +72,31 @@ def oracles(engine, folder, req, k: int = 10, depth: int = 100) -> dict[str, flo
     return {n: float(np.mean(v)) for n, v in res.items()}
 
 
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096
+
+
+def timed_fit(ranker, engine, train) -> tuple[SearchRanker, dict]:
+    """Fit ``ranker``; training seconds and peak RSS above the level before the fit."""
+    base, peak, stop = _rss(), [0], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.1)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    t0 = time.time()
+    try:
+        ranker.fit(engine, train)
+    finally:
+        stop.set()
+        th.join()
+    return ranker, {"seconds": round(time.time() - t0, 1), "peak_rss_above_start_mb": round((peak[0] - base) / 2**20)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--products", type=int, default=2000)
@@ -73,7 +104,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pages", type=int, default=20000)
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--neural", action="store_true", help="also train and score the neural ranker")
+    ap.add_argument("--neural-seconds", type=float, default=300.0, help="neural ranker training budget")
+    ap.add_argument("--skip-ablations", action="store_true",
+                    help="only the default ranker (and --neural): no no-shopper/naive/lambdarank/blend runs")
     a = ap.parse_args()
+    if a.neural:
+        import vitrine.rank.neural  # noqa: F401 - import torch and the model before the long LightGBM fit
     t0 = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="bench_rank-"))
     generate(tmp / "shop", products=a.products, users=a.users, seed=a.seed, images=False)
@@ -85,12 +122,21 @@ def main() -> None:
                     judgments=ds.judgments[ds.judgments["split"] == "train"], root=ds.root, meta=ds.meta)
     req = pd.read_parquet(tmp / "shop" / "truth" / "requests.parquet")
     req = req[(req["timestamp"] >= cut) & req["query"].notna()].sample(a.requests, random_state=0)
-    e = lite_engine(train, tmp / "home", SearchRanker(max_log_pages=a.pages))
+    e = lite_engine(train, tmp / "home", SearchRanker(model="blend"))
+    e.ranker_, fit_full = timed_fit(SearchRanker(max_log_pages=a.pages), e, train)
     out = {"propensity_max_abs_error": float(np.nanmax(np.abs(est - truth.propensities))),
-           "ndcg@10": {"full": simulated_search_ndcg(e, tmp / "shop", req)}}
+           "ndcg@10": {"full": simulated_search_ndcg(e, tmp / "shop", req)}, "fit": {"full": fit_full}}
     out["ndcg@10"]["full_anonymous_request"] = simulated_search_ndcg(e, tmp / "shop", req, personalize=False)
     out["ndcg@10"].update(oracles(e, tmp / "shop", req))
-    for name, r in [("no_shopper_features", SearchRanker(max_log_pages=a.pages, personal_features=False)),
+    if a.neural:
+        e.ranker_, out["fit"]["neural"] = timed_fit(
+            SearchRanker(model="neural", max_log_pages=a.pages, neural_seconds=a.neural_seconds), e, train)
+        out["ndcg@10"]["neural"] = simulated_search_ndcg(e, tmp / "shop", req)
+        out["ndcg@10"]["neural_anonymous_request"] = simulated_search_ndcg(e, tmp / "shop", req, personalize=False)
+        m = e.ranker_.model_
+        out["neural"] = {"epochs": m.history_, "attention_by_group": m.importance(),
+                         "parameters": int(sum(p.numel() for p in m.net_.parameters()))}
+    for name, r in [] if a.skip_ablations else [("no_shopper_features", SearchRanker(max_log_pages=a.pages, personal_features=False)),
                     ("naive_uncorrected", SearchRanker(max_log_pages=a.pages, debias=False)),
                     ("lambdamart_ipw", SearchRanker(max_log_pages=a.pages, objective="lambdarank")),
                     ("blend", SearchRanker(model="blend"))]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+RANKERS = ("lambdamart", "neural", "blend")
 DEFAULT_EVENT_WEIGHTS = {"impression": 0.0, "click": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
 
 
@@ -43,7 +44,15 @@ class Settings(BaseSettings):
     open_reads: bool = True  # reads need no API key when True
     max_request_bytes: int = 8 * 1024 * 1024
     device: str = "auto"  # "cpu", "cuda" or "auto"
+    ranker: str = "lambdamart"  # search ranker: "lambdamart" (LightGBM click model), "neural" or "blend"
     seed: int = 0
+
+    @field_validator("ranker")
+    @classmethod
+    def _check_ranker(cls, v: str) -> str:
+        if v not in RANKERS:
+            raise ValueError(f"VITRINE_RANKER must be one of {', '.join(RANKERS)}, got {v!r}")
+        return v
 
     @field_validator("home", mode="before")
     @classmethod

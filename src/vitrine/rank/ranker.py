@@ -66,7 +66,9 @@ class SearchRanker:
 
     Parameters
     ----------
-    model : "lambdamart" (default) or "blend" (fixed weights, no training).
+    model : "lambdamart" (default: LightGBM, ``objective`` chooses the loss),
+        "neural" (:mod:`vitrine.rank.neural`, attention over modalities and
+        the shopper's recent products) or "blend" (fixed weights, no training).
     weights : blend weights: source name -> weight of its min-max-scaled
         score; "personal" weighs the shopper affinity.
     depth : candidates per training query (as the engine retrieves at serving).
@@ -75,6 +77,8 @@ class SearchRanker:
     max_log_pages : at most this many logged pages are used for training.
     max_queries : at most this many judged queries are used for training.
     n_estimators, num_threads, seed : LambdaMART settings.
+    neural_epochs, neural_seconds : training budget of the neural ranker.
+    device : "cpu", "cuda" or "auto" for training the neural ranker.
 
     Attributes
     ----------
@@ -87,7 +91,8 @@ class SearchRanker:
     def __init__(self, *, model: str = "lambdamart", weights: dict[str, float] | None = None, depth: int = 200,
                  personal_features: bool = True, debias: bool = True, max_log_pages: int = 20000,
                  max_queries: int = 6000, n_estimators: int = 400, num_threads: int = 2,
-                 seed: int = 0, objective: str = "pbm", judged_negatives: float = 1.0) -> None:  # fmt: skip
+                 seed: int = 0, objective: str = "pbm", judged_negatives: float = 1.0, neural_epochs: int = 30,
+                 neural_seconds: float = 120.0, device: str = "auto") -> None:  # fmt: skip
         self.model = model
         self.weights = weights
         self.depth = depth
@@ -100,6 +105,18 @@ class SearchRanker:
         self.seed = seed
         self.objective = objective
         self.judged_negatives = judged_negatives
+        self.neural_epochs = neural_epochs
+        self.neural_seconds = neural_seconds
+        self.device = device
+
+    def __new__(cls, *args, **kwargs):
+        # model="neural" is served by a subclass that overrides ``rank``; torch is
+        # imported only when it is asked for.
+        if cls is SearchRanker and kwargs.get("model") == "neural":
+            from vitrine.rank.neural import NeuralSearchRanker
+
+            cls = NeuralSearchRanker
+        return super().__new__(cls)
 
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
@@ -183,6 +200,7 @@ class SearchRanker:
             out.append((f, g["label"].to_numpy(np.int32), g["weight"].to_numpy(np.float64)))
             self._log_pos.append(g["position"].to_numpy(np.int64))
             self._log_users.append((ukey, h, x))
+            self._log_meta.append((q, rows))
         return out
 
     def fit(self, engine, dataset) -> SearchRanker:
@@ -193,9 +211,14 @@ class SearchRanker:
         self.feature_names_: list[str] = []
         self._log_pos: list[np.ndarray] = []
         self._log_users: list = []
+        self._log_meta: list = []
         self.exposure_: dict = {}
         self.table_ = product_table(engine.catalog_.products, getattr(dataset, "reviews", None))
         if self.model == "blend":
+            self.fitted_ = True
+            return self
+        if self.model == "neural":
+            self._fit_neural(engine, dataset, rng)
             self.fitted_ = True
             return self
         jgroups, lgroups = [], []
@@ -392,7 +415,11 @@ class SearchRanker:
             for k, a, b in zip(keys.tolist(), ends - lens, ends, strict=True):
                 self.exposure_[k] = (rows[a:b], theta[a:b], click[a:b])
         self.model_ = None
-        if meta.get("has_model"):
+        if meta.get("has_model") and (folder / "neural.json").exists():
+            from vitrine.rank.neural import NeuralRanker
+
+            self.model_ = NeuralRanker.load(folder)
+        elif meta.get("has_model"):
             cls_ = ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
             self.model_ = cls_.load(folder, self.feature_names_)
         self.fitted_ = True
