@@ -30,6 +30,28 @@ def _faiss():
     return faiss
 
 
+def _search(index, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS search; one query runs on one OpenMP thread.
+
+    A single query is a millisecond of work, and FAISS still starts an OpenMP
+    team for it (the id translation of ``IndexIDMap`` is a parallel loop). On
+    a busy machine the team's threads wait for a core in turn, which turned a
+    1 ms search into 100 ms under serving load. The thread count is an
+    OpenMP setting of the calling thread, so it is set and restored here.
+    """
+    if len(q) > 1:
+        return index.search(q, k)
+    faiss = _faiss()
+    prev = faiss.omp_get_max_threads()
+    if prev == 1:
+        return index.search(q, k)
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(q, k)
+    finally:
+        faiss.omp_set_num_threads(prev)
+
+
 class VectorIndex:
     """Inner-product nearest-neighbour search over catalog rows.
 
@@ -147,7 +169,7 @@ class VectorIndex:
             empty = np.zeros((len(q), 0))
             return (empty[0].astype(np.int64), empty[0]) if single else (empty.astype(np.int64), empty)
         fetch = min(k + len(self.dead_), self.index_.ntotal)
-        scores, rows = self.index_.search(q, fetch)
+        scores, rows = _search(self.index_, q, fetch)
         if self.dead_:
             out_r = np.full((len(q), k), -1, np.int64)
             out_s = np.full((len(q), k), -np.inf, np.float32)
