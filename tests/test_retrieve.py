@@ -139,3 +139,59 @@ def test_fusion_functions() -> None:
     assert np.argmax(z) == 0
     with pytest.raises(ValueError, match="unknown fusion"):
         Retriever(fusion="max")._resolve()
+    with pytest.raises(ValueError, match="unknown item fusion 'sum'"):
+        Retriever(item_fusion="sum")._resolve()
+
+
+# -- learned item fusion (text, image, reviews, brand, category, numeric) ------------------
+
+
+@pytest.fixture(scope="module")
+def fused(shop):
+    ds, _, cache = shop
+    cat = Catalog(ds.products, root=ds.root)
+    train = ds.judgments[ds.judgments["split"] == "train"] if "split" in ds.judgments else ds.judgments
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = Retriever(image_model="tower", image_size=32, tower_seconds=5, cache_dir=str(cache),
+                      item_fusion="attention", fusion_seconds=5).fit(cat, reviews=ds.reviews, judgments=train)
+    return r, cat
+
+
+def test_learned_fusion_uses_every_modality_and_adds_the_item_source(fused) -> None:
+    r, cat = fused
+    assert r.fusion_.names_ == ["text", "image", "reviews", "brand", "category", "numeric"]
+    assert r.has_review_.any() and not r.has_review_.all()
+    iv = r.item_vectors()
+    assert iv.shape[0] == len(cat) and np.allclose(np.linalg.norm(iv, axis=1), 1, atol=1e-4)
+    c = r.retrieve("red sandals", k=20)
+    assert set(c.sources) == {"lexical", "dense", "image", "popularity", "item"}
+    assert np.isfinite(c.sources["item"]).all()
+    assert "item" in r.baseline_scorers()
+    rows, _ = r.similar(3, k=5)
+    leaf = cat.products["category"]
+    assert (leaf.iloc[rows] == leaf.iloc[3]).mean() >= 0.6
+
+
+def test_learned_fusion_save_load_and_upsert(fused, shop, tmp_path) -> None:
+    ds, _, _ = shop
+    r, _ = fused
+    cat = Catalog(ds.products, root=ds.root)
+    r2 = Retriever.load(_save(r, tmp_path / "r"), cat)
+    assert r2.fusion_.method == "attention"
+    np.testing.assert_allclose(r2.item_vectors(), r.item_vectors(), atol=1e-6)
+    np.testing.assert_allclose(r2.score_rows("blue cap", np.arange(30)).sources["item"],
+                               r.score_rows("blue cap", np.arange(30)).sources["item"], atol=1e-5)
+    new = pd.DataFrame([{"product_id": "zz1", "title": "Quantum Flux Capacitor", "brand": "Doc Brown",
+                         "category": "Garage > Time Machines", "price": 88.0, "image": cat.image_path(5)}])
+    rows = cat.upsert(new)
+    reviews = pd.DataFrame({"product_id": ["zz1"], "text": ["It works at 88 mph"], "rating": [5.0]})
+    r2.add(rows, reviews=reviews)
+    row = rows[0]
+    assert r2.has_review_[row] and r2.brands_.codes_[row] >= 0
+    assert np.isclose(np.linalg.norm(r2.item_vectors()[row]), 1, atol=1e-4)  # a fused vector at once
+    c = r2.retrieve("quantum flux capacitor", k=3)
+    assert c.rows[0] == row and np.isfinite(c.sources["item"][0])
+    assert row in r2._active_top(r2.item_index_, r2._text_vec("quantum flux capacitor"), 5)
+    cat.delete("zz1")
+    assert row not in r2.retrieve("quantum flux capacitor", k=3).rows

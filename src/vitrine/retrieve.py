@@ -13,6 +13,11 @@ Sources (the names in :attr:`Candidates.sources`, each a score per row):
   usable image. Products with no text get their image vector enriched with
   the text of their nearest neighbours *by image* (see ``propagate``).
 * ``popularity``: log(1 + sales) scaled to [0, 1].
+* ``item`` (only with a learned ``item_fusion``): the query against the fused
+  item vector of :class:`~vitrine.features.fusion.ModalityFusion` (text,
+  image, pooled reviews, brand, category and numeric attributes); for the
+  ``attention`` fusion the score is query-conditioned. NaN for products with
+  no modality.
 
 The retriever's own ``scores`` fuse the sources by weighted reciprocal-rank
 fusion (``fusion="rrf"``) or a weighted sum of per-source z-scores over the
@@ -27,17 +32,30 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from vitrine.data.catalog import Catalog
 from vitrine.errors import NotFittedError
+from vitrine.features.attributes import (
+    NumericScaler,
+    ValueEmbeddings,
+    brand_values,
+    category_values,
+    numeric_table,
+)
+from vitrine.features.fusion import METHODS as FUSION_METHODS
+from vitrine.features.fusion import ModalityFusion
 from vitrine.features.lexical import BM25Index
+from vitrine.features.reviews import pool_reviews
 from vitrine.index.vector import VectorIndex
 from vitrine.results import Candidates, top_k
 
 TEXT_FIELDS = ("title", "brand", "category", "color", "tags", "description")
-SOURCES = ("lexical", "dense", "image", "popularity")
+SOURCES = ("lexical", "dense", "image", "popularity", "item")
 FUSIONS = ("rrf", "zsum")
-DEFAULT_WEIGHTS = {"lexical": 1.0, "dense": 1.0, "image": 1.0, "popularity": 0.0}
+ITEM_FUSIONS = ("average",) + FUSION_METHODS
+QUERY_CACHE_SIZE = 4096  # query vectors kept (text and image query vectors together)
+DEFAULT_WEIGHTS = {"lexical": 1.0, "dense": 1.0, "image": 1.0, "popularity": 0.0, "item": 1.0}
 
 
 def product_doc(catalog: Catalog, i: int) -> dict[str, str]:
@@ -114,6 +132,21 @@ def zsum_scores(sources: dict[str, np.ndarray], weights: dict[str, float]) -> np
     return out
 
 
+def pseudo_queries(catalog: Catalog, rows: np.ndarray, seed: int = 0) -> list[str]:
+    """Self-supervised training queries: a random 2-4 word span of each product's title
+    (its leaf category when it has no title)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in rows:
+        words = catalog.text(int(r), "title").split()
+        if not words:
+            words = catalog.text(int(r), "category").split(">")[-1].split()
+        n = min(len(words), int(rng.integers(2, 5)))
+        start = int(rng.integers(0, len(words) - n + 1)) if words else 0
+        out.append(" ".join(words[start: start + n]))
+    return out
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     return (v / np.where(n > 0, n, 1.0)).astype(np.float32)
@@ -138,6 +171,15 @@ class Retriever:
     weights : source -> weight in the fused score.
     propagate : neighbours (by image) whose text enriches the image vector of
         a product that has no text; 0 turns it off.
+    item_fusion : how the item vector is made from the modalities: "average"
+        (unit mean of the text and image vectors, untrained), or a learned
+        :class:`~vitrine.features.fusion.ModalityFusion` method ("concat",
+        "weighted", "attention") over text, image, pooled reviews, brand,
+        category and numeric attributes, which also adds the ``item`` source;
+        None reads ``settings.item_fusion``.
+    fusion_seconds : training budget of the learned fusion.
+    fusion_pseudo : self-supervised (title span -> product) training pairs.
+    max_reviews : most recent reviews pooled per product (0: no review modality).
     cache_dir : embedding cache root; None uses ``settings.home / "cache"``.
     device : "cpu", "cuda" or "auto"; None reads ``settings.device``.
 
@@ -149,6 +191,12 @@ class Retriever:
     has_text_ : (n,) bool.
     image_vectors_ : (n, d_img) unit-norm image vectors (zero rows where none), or None.
     has_image_ : (n,) bool.
+    review_vectors_ : (n, d) pooled review vectors (zero rows where none), or None.
+    has_review_ : (n,) bool.
+    brands_, categories_ : :class:`~vitrine.features.attributes.ValueEmbeddings`, or None.
+    numeric_ : (n, 2k) scaled numeric attributes with missing indicators, or None.
+    fusion_ : fitted ModalityFusion, or None for "average".
+    item_vectors_ : (n, d) unit-norm fused item vectors (zero rows where no content), or None.
     """
 
     def __init__(
@@ -163,6 +211,10 @@ class Retriever:
         fusion: str = "rrf",
         weights: dict[str, float] | None = None,
         propagate: int = 10,
+        item_fusion: str | None = None,
+        fusion_seconds: float = 20.0,
+        fusion_pseudo: int = 2000,
+        max_reviews: int = 5,
         cache_dir: str | None = None,
         device: str | None = None,
     ) -> None:
@@ -175,6 +227,10 @@ class Retriever:
         self.fusion = fusion
         self.weights = weights
         self.propagate = propagate
+        self.item_fusion = item_fusion
+        self.fusion_seconds = fusion_seconds
+        self.fusion_pseudo = fusion_pseudo
+        self.max_reviews = max_reviews
         self.cache_dir = cache_dir
         self.device = device
 
@@ -193,6 +249,10 @@ class Retriever:
         ts = self.tower_seconds if self.tower_seconds is not None else getattr(s, "tower_seconds", None)
         self.tower_seconds_ = float(ts) if ts is not None else 90.0
         self.seed_ = s.seed
+        fz = self.item_fusion if self.item_fusion is not None else getattr(s, "item_fusion", "average")
+        if fz not in ITEM_FUSIONS:
+            raise ValueError(f"unknown item fusion {fz!r}; choose from {', '.join(ITEM_FUSIONS)}")
+        self.item_fusion_ = fz
 
     def _text_encoder(self):
         from vitrine.features.text import TextEncoder
@@ -201,7 +261,19 @@ class Retriever:
             return None
         return TextEncoder(self.text_model_, cache_dir=self.cache_dir_ or None, device=self.device_)
 
-    def fit(self, catalog: Catalog, progress: bool = False) -> Retriever:
+    def fit(self, catalog: Catalog, progress: bool = False, *, reviews=None, judgments=None) -> Retriever:
+        """Index the catalog and train the image tower and (when chosen) the modality fusion.
+
+        Parameters
+        ----------
+        catalog : the products.
+        progress : show progress bars.
+        reviews : optional reviews table (product_id, text, rating, timestamp)
+            for the review modality and review statistics.
+        judgments : optional training judgments (query, product_id, grade);
+            grade >= 2 pairs train the learned fusion beside the
+            self-supervised title-span pairs. Never pass test judgments.
+        """
         import torch
 
         from vitrine.features.image import image_encoder, load_images
@@ -254,8 +326,75 @@ class Retriever:
                 self._enrich_text_less()
                 self.image_index_ = VectorIndex().build(self.image_vectors_[ok], np.flatnonzero(ok))
             del imgs
+        self.fusion_ = None
+        if self.item_fusion_ != "average" and self.text_encoder_ is not None:
+            self._fit_modalities(reviews, progress)
+            self._fit_fusion(judgments, progress)
         self._build_items()
         return self
+
+    # ------------------------------------------------------------------ modalities and fusion
+    def _fit_modalities(self, reviews, progress: bool = False) -> None:
+        """Review, brand, category and numeric modalities (only needed by a learned fusion)."""
+        products = self.catalog_.products
+        self.review_vectors_, self.has_review_ = pool_reviews(
+            reviews, self.catalog_.ids, self.text_encoder_, max_reviews=self.max_reviews, progress=progress)
+        self.review_stats_ = None
+        if reviews is not None and len(reviews) and "rating" in reviews:
+            # Only what the numeric attributes need (no user ids, no text).
+            self.review_stats_ = reviews[["product_id", "rating"]].astype({"product_id": str}).copy()
+        self.brands_ = ValueEmbeddings().fit(brand_values(products), self.text_encoder_)
+        self.categories_ = ValueEmbeddings().fit(category_values(products), self.text_encoder_)
+        raw, self.numeric_names_ = numeric_table(products, self.review_stats_)
+        self.scaler_ = NumericScaler().fit(raw) if self.numeric_names_ else None
+        self.numeric_ = self.scaler_.transform(raw) if self.scaler_ is not None else None
+
+    def _modalities(self, rows: np.ndarray | None = None) -> tuple[dict, dict]:
+        """Modality name -> vectors and presence masks, for ``rows`` (all rows when None)."""
+        sel = (lambda a: a) if rows is None else (lambda a: a[rows])
+        mods, masks = {}, {}
+        if self.text_vectors_ is not None:
+            mods["text"], masks["text"] = sel(self.text_vectors_), sel(self.has_text_)
+        if self.image_vectors_ is not None:
+            mods["image"], masks["image"] = sel(self.image_vectors_), sel(self.has_image_)
+        if getattr(self, "review_vectors_", None) is not None:
+            mods["reviews"], masks["reviews"] = sel(self.review_vectors_), sel(self.has_review_)
+        for attr, name in (("brands_", "brand"), ("categories_", "category")):
+            emb = getattr(self, attr, None)
+            if emb is not None:
+                v, has = emb.vectors(rows)
+                if v is not None:
+                    mods[name], masks[name] = v, has
+        if getattr(self, "numeric_", None) is not None:
+            mods["numeric"] = sel(self.numeric_)
+            masks["numeric"] = np.ones(len(mods["numeric"]), bool)
+        return mods, masks
+
+    def _fit_fusion(self, judgments, progress: bool = False) -> None:
+        rng = np.random.default_rng(self.seed_)
+        texts, rows = [], []
+        if judgments is not None and len(judgments):
+            j = judgments[pd.to_numeric(judgments["grade"], errors="coerce") >= 2]
+            jr = self.catalog_.indices(j["product_id"].astype(str), missing="mark")
+            j = j[jr >= 0].assign(_row=jr[jr >= 0])
+            qs = j["query"].astype(str).unique()
+            if len(qs) > 4000:
+                j = j[j["query"].isin(set(rng.choice(qs, 4000, replace=False)))]
+            texts += j["query"].astype(str).tolist()
+            rows += j["_row"].tolist()
+        cand = np.flatnonzero(self.has_text_)
+        if self.fusion_pseudo and len(cand):
+            pick = rng.choice(cand, size=min(len(cand), self.fusion_pseudo), replace=False)
+            for q, r in zip(pseudo_queries(self.catalog_, pick, self.seed_), pick, strict=True):
+                if q:
+                    texts.append(q)
+                    rows.append(int(r))
+        if len(rows) < 8:
+            return
+        qv = self.text_encoder_.encode(texts, progress=progress)
+        mods, masks = self._modalities()
+        self.fusion_ = ModalityFusion(method=self.item_fusion_, seconds=self.fusion_seconds,
+                                      seed=self.seed_).fit(mods, masks, qv, np.asarray(rows, np.int64))
 
     def _enrich_text_less(self, rows: np.ndarray | None = None) -> None:
         """Blend the image vector of text-less products with their image-neighbours' text.
@@ -286,8 +425,30 @@ class Retriever:
                 self.raw_image_vectors_[int(r)] = b
             self.image_vectors_[part] = _unit(0.5 * base + borrowed)
 
-    def _build_items(self) -> None:
-        """Fused item vectors: text and (tower) image vectors share one space; average what exists."""
+    def _build_items(self, rows: np.ndarray | None = None) -> None:
+        """Fused item vectors: the learned fusion's, or the average of text and (tower) image vectors."""
+        if getattr(self, "fusion_", None) is not None:
+            n = len(self.catalog_)
+            if rows is None or getattr(self, "item_vectors_", None) is None:
+                mods, masks = self._modalities()
+                self.item_vectors_ = self.fusion_.transform(mods, masks)
+                rows = np.arange(n)
+            else:
+                if len(self.item_vectors_) < n:
+                    self.item_vectors_ = np.concatenate(
+                        [self.item_vectors_, np.zeros((n - len(self.item_vectors_), self.item_vectors_.shape[1]),
+                                                      np.float32)])
+                mods, masks = self._modalities(rows)
+                self.item_vectors_[rows] = self.fusion_.transform(mods, masks)
+            has = np.flatnonzero(np.any(self.item_vectors_[rows] != 0, axis=1))
+            if getattr(self, "item_index_", None) is None or len(rows) == n:
+                keep = np.asarray(rows)[has]
+                self.item_index_ = VectorIndex().build(self.item_vectors_[keep], keep)
+            else:
+                self.item_index_.remove(np.asarray(rows, np.int64))
+                self.item_index_.add(self.item_vectors_[rows[has]], np.asarray(rows)[has])
+            return
+        self.item_index_ = None
         tv, iv = self.text_vectors_, self.image_vectors_
         same_space = self.image_encoder_ is not None and self.image_encoder_.name == "tower"
         if tv is None and iv is None:
@@ -307,28 +468,65 @@ class Retriever:
             raise NotFittedError(type(self).__name__)
 
     # ------------------------------------------------------------------ queries
+    def _cached(self, key: tuple, compute):
+        """The query-vector LRU shared by text and image query vectors: a hit
+        moves to the back, the least recently used go past QUERY_CACHE_SIZE.
+        Concurrent requests may compute the same vector twice; never fail."""
+        cache = self._qcache
+        try:
+            v = cache[key]
+            cache.move_to_end(key)
+            return v
+        except KeyError:  # a miss, or evicted by another thread meanwhile
+            pass
+        v = compute()
+        cache[key] = v
+        while len(cache) > QUERY_CACHE_SIZE:
+            try:
+                cache.popitem(last=False)
+            except KeyError:
+                break
+        return v
+
+    def _encode_query(self, q: str) -> np.ndarray:
+        enc = self.text_encoder_
+        saved, enc.cache_dir = enc.cache_dir, None  # queries do not go to the disk cache
+        try:
+            return enc.encode([q])[0]
+        finally:
+            enc.cache_dir = saved
+
     def _text_vec(self, q: str) -> np.ndarray | None:
         if self.text_encoder_ is None or not q:
             return None
-        key = ("t", q)
-        if key not in self._qcache:
-            enc = self.text_encoder_
-            saved, enc.cache_dir = enc.cache_dir, None  # queries do not go to the disk cache
-            try:
-                self._qcache[key] = enc.encode([q])[0]
-            finally:
-                enc.cache_dir = saved
-            if len(self._qcache) > 4096:
-                self._qcache.popitem(last=False)
-        return self._qcache[key]
+        return self._cached(("t", q), lambda: self._encode_query(q))
 
     def _image_query_vec(self, q: str | None, qv: np.ndarray | None) -> np.ndarray | None:
         if self.image_encoder_ is None or not q:
             return None
-        key = ("i", q)
-        if key not in self._qcache:
-            self._qcache[key] = self.image_encoder_.encode_query(q, qv)
-        return self._qcache[key]
+        return self._cached(("i", q), lambda: self.image_encoder_.encode_query(q, qv))
+
+    def warm_queries(self, queries: list[str], batch: int = 256) -> int:
+        """Encode queries (most important first) into the query cache in batches
+        (a batch costs far less per query than one encoder call per query);
+        returns how many were encoded. At most QUERY_CACHE_SIZE are kept."""
+        self._check()
+        enc = self.text_encoder_
+        todo = [q for q in dict.fromkeys(queries) if q and ("t", q) not in self._qcache][:QUERY_CACHE_SIZE]
+        if enc is None or not todo:
+            return 0
+        tower = self.image_encoder_ is not None and self.image_encoder_.name == "tower"
+        saved, enc.cache_dir = enc.cache_dir, None
+        try:
+            for i in range(0, len(todo), batch):
+                chunk = todo[i: i + batch]
+                for q, v in zip(chunk, enc.encode(chunk), strict=True):
+                    self._cached(("t", q), lambda v=v: v)
+                    if tower:  # the tower's query vector is the text vector: free
+                        self._image_query_vec(q, v)
+        finally:
+            enc.cache_dir = saved
+        return len(todo)
 
     def _query_image_vec(self, query_image) -> np.ndarray | None:
         from vitrine.features.image import load_image
@@ -362,7 +560,20 @@ class Retriever:
             d = self.image_vectors_[rows] @ qs["image"] if qs["image"] is not None else np.zeros(len(rows), np.float32)
             out["image"] = np.where(self.has_image_[rows], d, np.nan).astype(np.float32)
         out["popularity"] = self.popularity_[rows]
+        if getattr(self, "fusion_", None) is not None:
+            out["item"] = self._item_scores(qs["dense"], rows)
         return out
+
+    def _item_scores(self, qv: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+        has = np.any(self.item_vectors_[rows] != 0, axis=1)
+        if qv is None:
+            d = np.zeros(len(rows), np.float32)
+        elif self.fusion_.method == "attention":
+            mods, masks = self._modalities(rows)
+            d = self.fusion_.score(qv, mods, masks)
+        else:
+            d = self.item_vectors_[rows] @ qv
+        return np.where(has, d, np.nan).astype(np.float32)
 
     def _fuse(self, sources: dict[str, np.ndarray]) -> np.ndarray:
         if self.fusion == "zsum":
@@ -401,6 +612,7 @@ class Retriever:
             pools.append(matched[top_k(bm[matched], n)])
         pools.append(self._active_top(getattr(self, "dense_index_", None), qs["dense"], n))
         pools.append(self._active_top(getattr(self, "image_index_", None), qs["image"], n))
+        pools.append(self._active_top(getattr(self, "item_index_", None), qs["dense"], n))
         rows = np.unique(np.concatenate(pools)).astype(np.int64)
         if not len(rows):
             return Candidates(rows, np.zeros(0), {s: np.zeros(0, np.float32) for s in ("lexical", "popularity")})
@@ -453,13 +665,22 @@ class Retriever:
                 return np.where(self.has_image_[rows], v, -2.0)
 
             out["image"] = image
+        if getattr(self, "fusion_", None) is not None:
+            def item(q, rows):
+                return np.nan_to_num(self._item_scores(self._query(q, None)["dense"], np.asarray(rows)), nan=-2.0)
+
+            out["item"] = item
         if self.text_vectors_ is not None or self.image_vectors_ is not None:
             out["hybrid"] = lambda q, rows: self.score_rows(q, rows).scores
         return out
 
     # ------------------------------------------------------------------ updates
-    def add(self, rows: np.ndarray) -> None:
-        """Index products appended to or replaced in the catalog (no retraining)."""
+    def add(self, rows: np.ndarray, reviews=None) -> None:
+        """Index products appended to or replaced in the catalog (no retraining).
+
+        ``reviews`` optionally gives these products' reviews (their review
+        vectors are pooled from it; without it they keep no review vector).
+        """
         from vitrine.features.image import load_images
 
         self._check()
@@ -508,7 +729,45 @@ class Retriever:
                 self._enrich_text_less(rows[ok & ~self.has_text_[rows]])
             self.image_index_.remove(rows)
             self.image_index_.add(self.image_vectors_[rows[ok]], rows[ok])
-        self._build_items()
+        if getattr(self, "fusion_", None) is not None:
+            self._add_modalities(rows, reviews)
+            self._build_items(rows)
+        else:
+            self._build_items()
+
+    def _add_modalities(self, rows: np.ndarray, reviews) -> None:
+        n = len(self.catalog_)
+        sub = self.catalog_.products.iloc[rows]
+        if getattr(self, "review_vectors_", None) is not None or reviews is not None:
+            ids = self.catalog_.ids[rows]
+            vecs, has = pool_reviews(reviews, ids, self.text_encoder_, max_reviews=self.max_reviews)
+            if getattr(self, "review_vectors_", None) is None and vecs is None:
+                pass
+            else:
+                d = (vecs if vecs is not None else self.review_vectors_).shape[1]
+                rv = getattr(self, "review_vectors_", None)
+                rv = np.zeros((n, d), np.float32) if rv is None else rv
+                hr = getattr(self, "has_review_", np.zeros(0, bool))
+                if len(rv) < n:
+                    rv = np.concatenate([rv, np.zeros((n - len(rv), d), np.float32)])
+                if len(hr) < n:
+                    hr = np.concatenate([hr, np.zeros(n - len(hr), bool)])
+                rv[rows] = vecs if vecs is not None else 0
+                hr[rows] = has
+                self.review_vectors_, self.has_review_ = rv, hr
+        if reviews is not None and len(reviews) and "rating" in reviews:
+            new = reviews[["product_id", "rating"]].astype({"product_id": str})
+            old = self.review_stats_
+            self.review_stats_ = new if old is None else pd.concat(
+                [old[~old["product_id"].isin(set(new["product_id"]))], new], ignore_index=True)
+        if self.brands_ is not None:
+            self.brands_.set(rows, brand_values(sub), self.text_encoder_)
+        if self.categories_ is not None:
+            self.categories_.set(rows, category_values(sub), self.text_encoder_)
+        if self.scaler_ is not None:
+            # Percentiles and recency are catalog-relative: recompute every row with the fitted scaling.
+            raw, _ = numeric_table(self.catalog_.products, self.review_stats_, names=self.numeric_names_)
+            self.numeric_ = self.scaler_.transform(raw)
 
     def remove(self, rows: np.ndarray) -> None:
         """Drop rows from the vector indexes (the catalog's active mask already hides them)."""
@@ -537,13 +796,53 @@ class Retriever:
                     allow_pickle=False)
             self.image_index_.save(folder / "image_index")
             self.image_encoder_.save(folder / "image_encoder")
+        if getattr(self, "fusion_", None) is not None:
+            self._save_fusion(folder / "fusion")
         params = {k: getattr(self, k) for k in ("depth", "text_model", "image_model", "image_size", "tower_seconds",
-                                                  "tower_epochs", "fusion", "weights", "propagate", "cache_dir",
+                                                  "tower_epochs", "fusion", "weights", "propagate", "item_fusion",
+                                                  "fusion_seconds", "fusion_pseudo", "max_reviews", "cache_dir",
                                                   "device")}
         fitted = {"text_model_": self.text_model_, "image_model_": self.image_model_, "device_": self.device_,
                   "cache_dir_": self.cache_dir_, "weights_": self.weights_, "seed_": self.seed_,
-                  "tower_seconds_": self.tower_seconds_}
+                  "tower_seconds_": self.tower_seconds_, "item_fusion_": getattr(self, "item_fusion_", "average")}
         (folder / "retriever.json").write_text(json.dumps({"params": params, "fitted": fitted}))
+
+    def _save_fusion(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.fusion_.save(folder / "model")
+        np.save(folder / "item_vectors.npy", self.item_vectors_, allow_pickle=False)
+        self.item_index_.save(folder / "item_index")
+        if self.review_vectors_ is not None:
+            np.save(folder / "review_vectors.npy", self.review_vectors_, allow_pickle=False)
+        np.save(folder / "has_review.npy", self.has_review_, allow_pickle=False)
+        if self.review_stats_ is not None:
+            self.review_stats_.to_parquet(folder / "review_stats.parquet", index=False)
+        self.brands_.save(folder, "brand")
+        self.categories_.save(folder, "category")
+        meta = {"numeric_names": self.numeric_names_}
+        if self.scaler_ is not None:
+            meta["mean"], meta["std"] = self.scaler_.mean_.tolist(), self.scaler_.std_.tolist()
+            np.save(folder / "numeric.npy", self.numeric_, allow_pickle=False)
+        (folder / "modalities.json").write_text(json.dumps(meta))
+
+    def _load_fusion(self, folder: Path) -> None:
+        self.fusion_ = ModalityFusion.load(folder / "model")
+        self.item_vectors_ = np.load(folder / "item_vectors.npy", allow_pickle=False)
+        self.item_index_ = VectorIndex.load(folder / "item_index")
+        rv = folder / "review_vectors.npy"
+        self.review_vectors_ = np.load(rv, allow_pickle=False) if rv.exists() else None
+        self.has_review_ = np.load(folder / "has_review.npy", allow_pickle=False)
+        rs = folder / "review_stats.parquet"
+        self.review_stats_ = pd.read_parquet(rs) if rs.exists() else None
+        self.brands_ = ValueEmbeddings.load(folder, "brand")
+        self.categories_ = ValueEmbeddings.load(folder, "category")
+        meta = json.loads((folder / "modalities.json").read_text())
+        self.numeric_names_ = meta["numeric_names"]
+        self.scaler_, self.numeric_ = None, None
+        if "mean" in meta:
+            self.scaler_ = NumericScaler()
+            self.scaler_.mean_, self.scaler_.std_ = np.asarray(meta["mean"]), np.asarray(meta["std"])
+            self.numeric_ = np.load(folder / "numeric.npy", allow_pickle=False)
 
     @classmethod
     def load(cls, folder: Path, catalog: Catalog) -> Retriever:
@@ -578,5 +877,9 @@ class Retriever:
             self.raw_image_vectors_ = {int(r): v for r, v in zip(rr, rv, strict=True)}
             self.image_index_ = VectorIndex.load(folder / "image_index")
             self.image_encoder_ = load_image_encoder(folder / "image_encoder")
-        self._build_items()
+        self.fusion_ = None
+        if (folder / "fusion").exists():
+            self._load_fusion(folder / "fusion")
+        else:
+            self._build_items()
         return self

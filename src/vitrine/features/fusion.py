@@ -8,9 +8,11 @@ query space (the text encoder's), so a query vector scores them directly.
 Methods (``ModalityFusion(method=...)``):
 
 * ``concat``: concatenation of the (masked) modality vectors, projected by a
-  learned linear map to the query space. Initialised to the plain average of
-  the modalities that are already in the query space, so training starts from
-  the untrained item vector.
+  learned linear map to the query space. The map is parametrised as scaled
+  identity blocks for the modalities already in the query space (softmax
+  weights, starting equal) plus a full correction matrix (starting at zero,
+  trained at a hundredth of the step size), so training starts from the
+  plain average and the d_total x d matrix does not overfit at once.
 * ``weighted``: a learned softmax weight per modality; the item vector is the
   unit-norm weighted sum of the present modalities (modalities in another
   space get a learned linear projection first).
@@ -89,11 +91,9 @@ class ModalityFusion:
         st: dict[str, np.ndarray] = {}
         same = [k for k, w in zip(self.names_, self.dims_, strict=True) if w == d]
         if self.method == "concat":
-            blocks = []
-            for k, w in zip(self.names_, self.dims_, strict=True):
-                blocks.append(np.eye(d, dtype=np.float32) / max(len(same), 1) if k in same
-                              else np.zeros((w, d), np.float32))
-            st["W"] = np.concatenate(blocks, 0)
+            # Projection = per-modality scaled identity blocks (softmax of w) + a full correction W.
+            st["w"] = np.where([k in same for k in self.names_], 0.0, -30.0).astype(np.float32)
+            st["W"] = np.zeros((sum(self.dims_), d), np.float32)
             return st
         for k, w in zip(self.names_, self.dims_, strict=True):
             if k not in same:
@@ -126,7 +126,10 @@ class ModalityFusion:
         import torch
 
         if self.method == "concat":
-            return self._unit_t(torch.cat([x * M[:, j: j + 1] for j, x in enumerate(X)], 1) @ p["W"])
+            xs = [x * M[:, j: j + 1] for j, x in enumerate(X)]
+            w = torch.softmax(p["w"], 0)
+            base = sum(w[j] * x for j, x in enumerate(xs) if x.shape[1] == self.dim_)
+            return self._unit_t(base + torch.cat(xs, 1) @ p["W"])
         V = self._views(p, X, M)
         w = torch.softmax(p["w"], 0) if self.method == "weighted" else alpha
         return self._unit_t(torch.einsum("nmd,m->nd", V, w))
@@ -183,10 +186,11 @@ class ModalityFusion:
         n_val = max(1, len(rows) // 10)
         val, tr = order[:n_val], order[n_val:]
         p = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in state.items()}
-        # Scalars and attention logits get a larger step than projections: they are few and start flat.
-        fast = [v for k, v in p.items() if k in ("w", "A", "b")]
-        slow = [v for k, v in p.items() if k not in ("w", "A", "b")]
-        opt = torch.optim.Adam([{"params": slow, "lr": self.lr}, {"params": fast, "lr": 10 * self.lr}])
+        # Scalars and attention logits get a larger step than projections (they are few and start
+        # flat); the concat correction matrix a much smaller one (it has d_total x d entries and
+        # overfits a few thousand pairs within an epoch at the projections' rate).
+        groups = {"w": 10.0, "A": 10.0, "b": 10.0, "W": 0.01}
+        opt = torch.optim.Adam([{"params": [v], "lr": self.lr * groups.get(k, 1.0)} for k, v in p.items()])
         Qall = torch.from_numpy(queries)
         rows_t = torch.from_numpy(rows)
         val_neg = torch.from_numpy(rng.choice(n, size=min(n, 4 * self.negatives), replace=False))
@@ -274,12 +278,9 @@ class ModalityFusion:
             w = w / w.sum()
         elif self.method == "attention":
             w = self.alpha_
-        else:
-            W, s, out = self.state_["W"], 0, []
-            for d in self.dims_:
-                out.append(float(np.linalg.norm(W[s: s + d])))
-                s += d
-            w = np.asarray(out) / max(sum(out), 1e-12)
+        else:  # concat: the identity-block weights (the correction W is not attributed)
+            w = np.exp(self.state_["w"] - self.state_["w"].max())
+            w = w / w.sum()
         return {k: float(v) for k, v in zip(self.names_, w, strict=True)}
 
     # ------------------------------------------------------------------ persistence
