@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import quote
 
 import numpy as np
@@ -68,14 +69,17 @@ def product_out(rec: dict) -> dict:
     }
 
 
+ITEM_FIELDS = ("title", "brand", "category", "color", "price", "rating", "rating_count", "in_stock", "image")
+
+
 def items(engine: Engine, ids: list[str], scores, explanations=None, offset: int = 0,
           pinned: set[str] | None = None) -> list[dict]:
     """Result items with the fields a result card needs."""
-    products = engine.catalog_.products
+    cols = _columns(engine).items  # plain arrays: a pandas row per item costs more than the rest
     out = []
     for i, pid in enumerate(ids):
         row = engine.catalog_.get_index(pid)
-        rec = products.iloc[row] if row is not None else {}
+        rec = {k: v[row] for k, v in cols.items()} if row is not None else {}
         expl = None
         if explanations is not None and explanations[i] is not None:
             expl = {str(k): num(v) for k, v in explanations[i].items()}
@@ -136,33 +140,92 @@ def _counts(values: pd.Series, top: int = FACET_TOP) -> list[dict]:
     return [{"value": str(v), "count": int(c)} for v, c in vc.items()]
 
 
+class _Columns:
+    """Catalog columns of result items, and those the facets count integer-coded, once per catalog
+    version: :func:`catalog_changed` drops them after upserts and deletes
+    (an upsert may edit rows of the table in place)."""
+
+    def __init__(self, products: pd.DataFrame) -> None:
+        self.products = products
+        self.cat_codes, self.cat_values = pd.factorize(_text_or_empty(products["category"]), use_na_sentinel=False)
+        self.cat_values = np.asarray(self.cat_values, dtype=object)
+        self.coded = {}
+        for col in ("brand", "color"):
+            codes, values = pd.factorize(_text_or_empty(products[col]), use_na_sentinel=False)
+            self.coded[col] = (codes, np.asarray(values, dtype=str))
+        self.price = pd.to_numeric(products["price"], errors="coerce").to_numpy(dtype=float)
+        self.items = {k: products[k].to_numpy(dtype=object) for k in ITEM_FIELDS}
+        self.stock = products["in_stock"].map(lambda v: True if v is None or v != v else bool(v)).to_numpy(dtype=bool)
+        self._levels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def level(self, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, a code of the category path cut after ``depth + 1`` parts
+        ("" when the path is shorter), and the distinct cut paths."""
+        got = self._levels.get(depth)
+        if got is None:
+            cut = []
+            for c in self.cat_values:
+                xs = re.split(r"\s*>\s*", c)
+                cut.append(" > ".join(x.strip() for x in xs[: depth + 1]) if len(xs) > depth else "")
+            codes, values = pd.factorize(pd.Series(cut, dtype=object), use_na_sentinel=False)
+            got = self._levels[depth] = (codes[self.cat_codes], np.asarray(values, dtype=str))
+        return got
+
+
+def _text_or_empty(s: pd.Series) -> pd.Series:
+    """Values as strings with "" for missing (case kept: facets show values as stored)."""
+    return s.astype("object").where(s.notna(), "").astype(str)
+
+
+_COLUMNS: list = [None]
+
+
+def catalog_changed() -> None:
+    """Forget the coded catalog columns (call after catalog upserts and deletes)."""
+    _COLUMNS[0] = None
+
+
+def _columns(engine: Engine) -> _Columns:
+    cols = _COLUMNS[0]
+    products = engine.catalog_.products
+    if cols is None or cols.products is not products or len(cols.price) != len(products):
+        cols = _COLUMNS[0] = _Columns(products)
+    return cols
+
+
+def _code_counts(codes: np.ndarray, values: np.ndarray, top: int = FACET_TOP) -> list[dict]:
+    """Like :func:`_counts` over ``values[codes]``: non-empty values by count, then value."""
+    cnt = np.bincount(codes, minlength=len(values))
+    keep = np.flatnonzero((cnt > 0) & (values != ""))
+    order = keep[np.lexsort((values[keep], -cnt[keep]))][:top]
+    return [{"value": str(values[i]), "count": int(cnt[i])} for i in order]
+
+
 def facets(engine: Engine, rows: np.ndarray, f: Filters) -> tuple[dict, int]:
     """Facet counts over candidate rows, each ignoring its own filter; and the match count."""
     rows = rows[engine.catalog_.active[rows]]
-    p = engine.catalog_.products.iloc[rows]
-    n = len(p)
-    masks = filter_masks(p, f)
-    total = int(_all_but(masks, "", n).sum())
+    n = len(rows)
+    cols = _columns(engine)
+    masks = filter_masks(engine.catalog_.products.iloc[rows], f) if f.active() else {}
+    everything = _all_but(masks, "", n)
+    total = int(everything.sum())
 
     # category drills down: the children of the filtered prefix (top level without a filter)
-    cat = p["category"].astype("object").where(p["category"].notna(), "").astype(str)
-    m = _all_but(masks, "", n)
     depth = len([x for x in (f.category or "").split(">") if x.strip()])
-    parts = cat[m].str.split(r"\s*>\s*", regex=True)
-    level = parts.map(lambda xs: " > ".join(x.strip() for x in xs[: depth + 1]) if len(xs) > depth else "")
-    out: dict = {"category": _counts(level)}
+    codes, values = cols.level(depth)
+    out: dict = {"category": _code_counts(codes[rows[everything]], values)}
     for col in ("brand", "color"):
-        v = p[col].astype("object").where(p[col].notna(), "").astype(str)
-        out[col] = _counts(v[_all_but(masks, col, n)])
+        codes, values = cols.coded[col]
+        out[col] = _code_counts(codes[rows[_all_but(masks, col, n)]], values)
 
-    price = pd.to_numeric(p["price"], errors="coerce").to_numpy(dtype=float)[_all_but(masks, "price", n)]
+    price = cols.price[rows[_all_but(masks, "price", n)]]
     edges = list(PRICE_EDGES) + [math.inf]
     out["price"] = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         c = int(((price >= lo) & (price < hi)).sum())
         if c:
             out["price"].append({"min": lo, "max": None if math.isinf(hi) else hi, "count": c})
-    stock = p["in_stock"].map(lambda v: True if v is None or v != v else bool(v))[_all_but(masks, "in_stock", n)]
+    stock = pd.Series(cols.stock[rows[_all_but(masks, "in_stock", n)]])
     out["in_stock"] = [{"value": str(k).lower(), "count": int(v)} for k, v in stock.value_counts().items()]
     return out, total
 

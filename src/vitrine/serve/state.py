@@ -3,20 +3,77 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from vitrine.config import Settings
-from vitrine.engine import Engine
+from vitrine.engine import STORE_FILE, Engine
 from vitrine.errors import VitrineError
+from vitrine.serve import present
 from vitrine.serve.keys import KeyStore
 from vitrine.serve.metrics import Metrics
 from vitrine.serve.rules import RulesStore
 from vitrine.serve.suggest import SuggestIndex
 
 
+log = logging.getLogger("vitrine.serve")
 _thread = threading.local()
+WARM_QUERIES = 2000  # most frequent logged queries encoded at load
+FACET_CACHE = 2048  # (query, filters) facet counts kept
+
+
+class LRU:
+    """A small thread-safe LRU mapping."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            v = self._data.get(key)
+            if v is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._data.move_to_end(key)
+            return v
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def warm(engine: Engine) -> int:
+    """Encode the most frequent logged queries into the engine's query cache,
+    in batches, so that a search for them pays no text-encoder call (one
+    MiniLM call per query costs more than the rest of a search). Returns how
+    many were encoded; never fails."""
+    try:
+        if not (engine.home / STORE_FILE).exists() or not hasattr(engine.retriever_, "warm_queries"):
+            return 0
+        t = time.perf_counter()
+        q = engine.store.query(
+            "SELECT query FROM events WHERE query IS NOT NULL AND query <> '' "
+            "GROUP BY query ORDER BY count(*) DESC, query LIMIT ?", [WARM_QUERIES])
+        n = engine.retriever_.warm_queries([str(x).strip() for x in q["query"]])
+        log.info("query cache: %d logged queries encoded in %.1f s", n, time.perf_counter() - t)
+        return n
+    except Exception as exc:  # noqa: BLE001 - an optimisation only
+        log.warning("query cache warm-up skipped: %s", type(exc).__name__)
+        return 0
 
 
 def one_native_thread() -> None:
@@ -103,6 +160,9 @@ class AppState:
         self.metrics = Metrics()
         self.suggest = SuggestIndex()
         self.lock = RWLock()  # reads share, in-memory writes (events, upserts, erasure) are exclusive
+        # Facet counts per (engine, query, filters): they depend on the catalog and
+        # retrieval only, so they are shared by every shopper; cleared on catalog changes.
+        self.facets = LRU(FACET_CACHE)
         self._swap = threading.Lock()
         self._reload = threading.Lock()
         self.started = time.time()
@@ -112,17 +172,26 @@ class AppState:
             self.engine = Engine.load(home, settings=settings)
         except VitrineError as exc:
             self.load_error = str(exc)
+        if self.engine is not None:
+            warm(self.engine)
         self.metrics.set_model(self.engine)
+
+    def catalog_changed(self) -> None:
+        """Forget what depends on the catalog (after an upsert or a delete)."""
+        self.facets.clear()
+        present.catalog_changed()
+        self.suggest.invalidate()
 
     def reload(self) -> tuple[str | None, str | None]:
         """Load the latest saved model and swap it in; return (new, old) versions."""
         with self._reload:  # one reload at a time; requests keep flowing meanwhile
             new = Engine.load(self.home, settings=self.settings)
+            warm(new)
             with contextlib.suppress(Exception):  # warm caches before the swap
                 new.search("warmup", k=1)
             with self._swap:
                 old, self.engine = self.engine, new
                 self.load_error = None
         self.metrics.set_model(new)
-        self.suggest.invalidate()
+        self.catalog_changed()
         return new.version_, (old.version_ if old is not None else None)

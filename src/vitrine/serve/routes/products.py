@@ -46,7 +46,7 @@ def put_product(engine: EngineDep, state: StateDep, product_id: Annotated[Id, Pa
         rec["created_at"] = rec["created_at"].astimezone(UTC).replace(tzinfo=None)
     with state.lock.write():
         engine.upsert_products([rec])
-    state.suggest.invalidate()
+        state.catalog_changed()
     with state.lock.read():
         return present.product_out(engine.product(product_id))
 
@@ -57,7 +57,7 @@ def delete_product(engine: EngineDep, state: StateDep, product_id: Annotated[Id,
     with state.lock.write():
         _row(engine, product_id)
         engine.delete_product(product_id)
-    state.suggest.invalidate()
+        state.catalog_changed()
     return Response(status_code=204)
 
 

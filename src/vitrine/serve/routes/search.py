@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import astuple
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
@@ -71,8 +72,14 @@ def run_search(state: AppState, engine: Engine, *, q: str | None, user_id: str |
             "facets": None,
         }
         if facets:
-            cands = engine.retrieve(q, query_image=image, k=FACET_DEPTH)
-            out["facets"], out["total"] = present.facets(engine, cands.rows, filters)
+            key = (id(engine), q, astuple(filters)) if image is None else None
+            got = state.facets.get(key) if key is not None else None
+            if got is None:
+                cands = engine.retrieve(q, query_image=image, k=FACET_DEPTH)
+                got = present.facets(engine, cands.rows, filters)
+                if key is not None:
+                    state.facets.put(key, got)
+            out["facets"], out["total"] = got
     return out
 
 
