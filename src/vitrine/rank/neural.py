@@ -268,7 +268,7 @@ class NeuralRanker:
         out[ok] = self.words_[rows[ok]]
         return out
 
-    def _batch(self, engine, groups: list[ListGroup], Z: list[np.ndarray], qvecs: list[np.ndarray | None],
+    def _batch(self, engine, groups: list[ListGroup], qvecs: list[np.ndarray | None],
                device: str) -> dict[str, torch.Tensor]:
         ret = getattr(engine, "retriever_", None)
         tv, iv = self._vectors(ret, "text_vectors_"), self._vectors(ret, "image_vectors_")
@@ -290,7 +290,7 @@ class NeuralRanker:
                 qv[i] = v
         hflat = hist.reshape(-1)
         b = {
-            "X": np.concatenate(Z), "group": gl, "words": self._words(rows),
+            "X": self._standardise(np.concatenate([g.X for g in groups])), "group": gl, "words": self._words(rows),
             "tvec": self._take(tv, self.dims_["text"], rows), "ivec": self._take(iv, self.dims_["image"], rows),
             "q_words": qw, "q_vec": qv, "h_mask": hist >= 0,
             "h_words": self._words(hflat).reshape(len(groups), H, ITEM_TOKENS),
@@ -322,13 +322,22 @@ class NeuralRanker:
         if device == "cuda" and not torch.cuda.is_available():
             device = "cpu"
         self.feature_names_ = list(feature_names)
-        X = np.concatenate([g.X for g in groups]).astype(np.float64)
-        fin = np.isfinite(X)
-        cnt = np.maximum(fin.sum(0), 1)
-        self.mean_ = (np.where(fin, X, 0).sum(0) / cnt).astype(np.float32)
-        var = np.where(fin, (X - self.mean_) ** 2, 0).sum(0) / cnt
+        # Two passes over the lists: no float64 copy of every feature value.
+        nf = len(self.feature_names_)
+        cnt, s1, s2, nan = np.zeros(nf), np.zeros(nf), np.zeros(nf), np.zeros(nf, bool)
+        for g in groups:
+            fin = np.isfinite(g.X)
+            cnt += fin.sum(0)
+            s1 += np.where(fin, g.X, 0).sum(0, dtype=np.float64)
+            nan |= (~fin).any(0)
+        mean = s1 / np.maximum(cnt, 1)
+        for g in groups:
+            dev = np.where(np.isfinite(g.X), g.X - mean, 0.0)
+            s2 += (dev * dev).sum(0)
+        var = s2 / np.maximum(cnt, 1)
+        self.mean_ = mean.astype(np.float32)
         self.std_ = np.where(var > 1e-12, np.sqrt(var), 1.0).astype(np.float32)
-        self.nan_cols_ = np.flatnonzero((~fin).any(0)).astype(np.int64)
+        self.nan_cols_ = np.flatnonzero(nan).astype(np.int64)
         cols = [feature_group(n) for n in self.feature_names_]
         cols += [cols[j] for j in self.nan_cols_]  # a missing indicator belongs to its feature's group
         layout: dict[str, list[int]] = {}
@@ -341,7 +350,6 @@ class NeuralRanker:
                       "query": 0 if q0 is None else len(q0)}
         self.layout_ = layout
         self.words_ = product_tokens(engine.catalog_.products)
-        Z = [self._standardise(g.X) for g in groups]
         qvecs = [self._query_vec(engine, g.query) for g in groups] if self.dims_["query"] else [None] * len(groups)
         net = _Net(layout, self.dims_, self.dim, self.hidden, self.dropout, self.words).to(device)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -355,8 +363,7 @@ class NeuralRanker:
         def batches(idx):
             for s in range(0, len(idx), self.batch_groups):
                 sel = idx[s: s + self.batch_groups]
-                yield sel, self._batch(engine, [groups[i] for i in sel], [Z[i] for i in sel],
-                                       [qvecs[i] for i in sel], device)
+                yield sel, self._batch(engine, [groups[i] for i in sel], [qvecs[i] for i in sel], device)
 
         bar = tqdm(range(self.epochs), desc="rank: neural epochs", disable=None, leave=False)
         for epoch in bar:
@@ -388,7 +395,7 @@ class NeuralRanker:
         self.device_ = device
         with torch.no_grad():
             some = [groups[i] for i in tr[:256]]
-            b = self._batch(engine, some, [Z[i] for i in tr[:256]], [qvecs[i] for i in tr[:256]], "cpu")
+            b = self._batch(engine, some, [qvecs[i] for i in tr[:256]], "cpu")
             c, _, w = self.net_(b)
         self.base_ = float(c.mean())
         share: dict[str, float] = {}
@@ -437,7 +444,7 @@ class NeuralRanker:
         g = ListGroup(X, np.asarray(rows, np.int64), query, np.asarray(history, np.int64),
                       np.zeros(len(rows)), np.zeros(len(rows)))
         qv = self._query_vec(engine, query) if self.dims_["query"] else None
-        b = self._batch(engine, [g], [self._standardise(X)], [qv], "cpu")
+        b = self._batch(engine, [g], [qv], "cpu")
         with torch.no_grad():
             c, v, w = self.net_(b)
         return c.numpy().astype(np.float64), v.numpy().astype(np.float64), w.numpy().astype(np.float64)
@@ -556,14 +563,17 @@ class NeuralSearchRanker(SearchRanker):
         # List-relative features differ between logged pages (10-20 results) and
         # served lists (100+), as for the click model.
         names = sorted({k for f, _ in lists for k in f if not _list_relative(k)})
-        Xs = [to_matrix(f, names, len(g.rows)) for f, g in lists]
-        usable = _usable(np.concatenate(Xs))
+        groups = []
+        for f, g in lists:
+            g.X = to_matrix(f, names, len(g.rows))
+            groups.append(g)
+        del lists  # the feature dicts: a second copy of every value
+        usable = _usable(np.concatenate([g.X for g in groups]))
         self.feature_names_ = [n for n, u in zip(names, usable, strict=True) if u]
-        for (_, g), X in zip(lists, Xs, strict=True):
-            g.X = X[:, usable]
+        for g in groups:
+            g.X = g.X[:, usable]
         self.model_ = NeuralRanker(epochs=self.neural_epochs, max_seconds=self.neural_seconds,
-                                   device=self.device, seed=self.seed).fit(engine, [g for _, g in lists],
-                                                                           self.feature_names_)
+                                   device=self.device, seed=self.seed).fit(engine, groups, self.feature_names_)
 
     def rank(self, query, cands, personal, **context):
         """Return (scores, explanations) aligned with ``cands.rows``: the CTR head's
