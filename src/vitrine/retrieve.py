@@ -47,6 +47,7 @@ from vitrine.features.fusion import METHODS as FUSION_METHODS
 from vitrine.features.fusion import ModalityFusion
 from vitrine.features.lexical import BM25Index
 from vitrine.features.reviews import pool_reviews
+from vitrine.features.visual_terms import VisualTerms
 from vitrine.index.vector import VectorIndex
 from vitrine.results import Candidates, top_k
 
@@ -171,6 +172,9 @@ class Retriever:
     weights : source -> weight in the fused score.
     propagate : neighbours (by image) whose text enriches the image vector of
         a product that has no text; 0 turns it off.
+    visual_terms : the tower also learns P(word | photo) for the frequent words
+        of products' visual text (:mod:`vitrine.features.visual_terms`); a
+        text query's image score adds the mean log-probability of its words.
     item_fusion : how the item vector is made from the modalities: "average"
         (unit mean of the text and image vectors, untrained), or a learned
         :class:`~vitrine.features.fusion.ModalityFusion` method ("concat",
@@ -211,6 +215,7 @@ class Retriever:
         fusion: str = "rrf",
         weights: dict[str, float] | None = None,
         propagate: int = 10,
+        visual_terms: bool = True,
         item_fusion: str | None = None,
         fusion_seconds: float = 20.0,
         fusion_pseudo: int = 2000,
@@ -227,6 +232,7 @@ class Retriever:
         self.fusion = fusion
         self.weights = weights
         self.propagate = propagate
+        self.visual_terms = visual_terms
         self.item_fusion = item_fusion
         self.fusion_seconds = fusion_seconds
         self.fusion_pseudo = fusion_pseudo
@@ -297,7 +303,7 @@ class Retriever:
         else:
             self.text_vectors_, self.dense_index_ = None, None
         # images
-        self.image_encoder_, self.image_vectors_ = None, None
+        self.image_encoder_, self.image_vectors_, self.visual_terms_ = None, None, None
         self.has_image_ = np.zeros(n, bool)
         paths = [catalog.image_path(i) for i in range(n)]
         enc = image_encoder(self.image_model_, size=self.image_size, max_seconds=self.tower_seconds_,
@@ -312,13 +318,23 @@ class Retriever:
                 enc = None  # nothing to align images with
             if enc is not None:
                 torch.set_num_threads(max(1, torch.get_num_threads()))
-                tv = None
+                tv, terms = None, None
                 if enc.name == "tower":
                     enc.max_seconds = min(self.tower_seconds_, 5.0 + 0.02 * int(train.sum()))
-                    tv = self.text_encoder_.encode([visual_text(catalog, i) for i in np.flatnonzero(train)],
-                                                   progress=progress)
-                enc.fit(imgs[train], tv, progress=progress)
-                vecs = enc.encode_images(imgs[ok])
+                    vtexts = [visual_text(catalog, i) for i in np.flatnonzero(train)]
+                    tv = self.text_encoder_.encode(vtexts, progress=progress)
+                    if self.visual_terms:
+                        self.visual_terms_ = VisualTerms.build(vtexts)
+                        terms = self.visual_terms_.targets(vtexts) if len(self.visual_terms_) else None
+                        if terms is None:
+                            self.visual_terms_ = None
+                    enc.fit(imgs[train], tv, progress=progress, terms=terms)
+                    vecs, logp = enc.encode(imgs[ok])
+                    if self.visual_terms_ is not None:
+                        self.visual_terms_.set_rows(np.flatnonzero(ok), logp, n)
+                else:
+                    enc.fit(imgs[train], tv, progress=progress)
+                    vecs = enc.encode_images(imgs[ok])
                 self.image_encoder_ = enc
                 self.has_image_ = ok
                 self.image_vectors_ = np.zeros((n, vecs.shape[1]), np.float32)
@@ -557,8 +573,7 @@ class Retriever:
             d = self.text_vectors_[rows] @ qs["dense"] if qs["dense"] is not None else np.zeros(len(rows), np.float32)
             out["dense"] = np.where(self.has_text_[rows], d, np.nan).astype(np.float32)
         if self.image_vectors_ is not None:
-            d = self.image_vectors_[rows] @ qs["image"] if qs["image"] is not None else np.zeros(len(rows), np.float32)
-            out["image"] = np.where(self.has_image_[rows], d, np.nan).astype(np.float32)
+            out["image"] = self._image_scores(qs, rows)
         out["popularity"] = self.popularity_[rows]
         if getattr(self, "fusion_", None) is not None:
             out["item"] = self._item_scores(qs["dense"], rows)
@@ -612,6 +627,7 @@ class Retriever:
             pools.append(matched[top_k(bm[matched], n)])
         pools.append(self._active_top(getattr(self, "dense_index_", None), qs["dense"], n))
         pools.append(self._active_top(getattr(self, "image_index_", None), qs["image"], n))
+        pools.append(self._visual_term_top(query_text, active, n))
         pools.append(self._active_top(getattr(self, "item_index_", None), qs["dense"], n))
         rows = np.unique(np.concatenate(pools)).astype(np.int64)
         if not len(rows):
@@ -620,6 +636,28 @@ class Retriever:
         fused = self._fuse(src) + 1e-6 * src["popularity"]
         order = top_k(fused, k)
         return Candidates(rows[order], fused[order], {s: v[order] for s, v in src.items()})
+
+    def _visual_term_top(self, query_text: str | None, active: np.ndarray, n: int) -> np.ndarray:
+        """Products whose photos most probably show every word of the query (text-less ones included)."""
+        vt = getattr(self, "visual_terms_", None)
+        s = vt.score(query_text) if vt is not None and query_text else None
+        if s is None:
+            return np.zeros(0, np.int64)
+        m = len(s)
+        s = np.where(active[:m] & self.has_image_[:m], s, -np.inf)
+        top = top_k(s, n)
+        return top[np.isfinite(s[top])]
+
+    def _image_scores(self, qs: dict, rows: np.ndarray) -> np.ndarray:
+        """Image source: cosine to the query's image-space vector, plus (tower with visual terms, text query)
+        the mean log P(word | photo) of the query's words; NaN without a usable image."""
+        d = self.image_vectors_[rows] @ qs["image"] if qs["image"] is not None else np.zeros(len(rows), np.float32)
+        vt = getattr(self, "visual_terms_", None)
+        if vt is not None and qs["text"]:
+            ts = vt.score(qs["text"], np.minimum(rows, len(vt.floor_) - 1))
+            if ts is not None:
+                d = d + np.where(rows < len(vt.floor_), ts, 0.0)
+        return np.where(self.has_image_[rows], d, np.nan).astype(np.float32)
 
     def score_rows(self, query_text: str | None, rows: np.ndarray, query_image=None) -> Candidates:
         """Every source's score for given rows (rerank and cross-modal evaluation)."""
@@ -660,9 +698,8 @@ class Retriever:
             out["dense"] = dense
         if self.image_vectors_ is not None:
             def image(q, rows):
-                qs = self._query(q, None)
-                v = self.image_vectors_[rows] @ qs["image"] if qs["image"] is not None else np.zeros(len(rows))
-                return np.where(self.has_image_[rows], v, -2.0)
+                v = self._image_scores(self._query(q, None), np.asarray(rows, np.int64))
+                return np.nan_to_num(v, nan=-1e9)
 
             out["image"] = image
         if getattr(self, "fusion_", None) is not None:
@@ -724,8 +761,17 @@ class Retriever:
             raw = getattr(self, "raw_image_vectors_", {})
             for r in rows:
                 raw.pop(int(r), None)
+            vt = getattr(self, "visual_terms_", None)
+            if vt is not None:
+                vt.clear_rows(rows)
             if ok.any():
-                self.image_vectors_[rows[ok]] = enc.encode_images(imgs[ok])
+                if enc.name == "tower":
+                    vecs, logp = enc.encode(imgs[ok])
+                    if vt is not None and logp is not None:
+                        vt.set_rows(rows[ok], logp, n)
+                else:
+                    vecs = enc.encode_images(imgs[ok])
+                self.image_vectors_[rows[ok]] = vecs
                 self._enrich_text_less(rows[ok & ~self.has_text_[rows]])
             self.image_index_.remove(rows)
             self.image_index_.add(self.image_vectors_[rows[ok]], rows[ok])
@@ -796,10 +842,12 @@ class Retriever:
                     allow_pickle=False)
             self.image_index_.save(folder / "image_index")
             self.image_encoder_.save(folder / "image_encoder")
+            if getattr(self, "visual_terms_", None) is not None:
+                self.visual_terms_.save(folder / "visual_terms")
         if getattr(self, "fusion_", None) is not None:
             self._save_fusion(folder / "fusion")
         params = {k: getattr(self, k) for k in ("depth", "text_model", "image_model", "image_size", "tower_seconds",
-                                                  "tower_epochs", "fusion", "weights", "propagate", "item_fusion",
+                                                  "tower_epochs", "fusion", "weights", "propagate", "visual_terms", "item_fusion",
                                                   "fusion_seconds", "fusion_pseudo", "max_reviews", "cache_dir",
                                                   "device")}
         fitted = {"text_model_": self.text_model_, "image_model_": self.image_model_, "device_": self.device_,
@@ -864,7 +912,7 @@ class Retriever:
         ht, hi = folder / "has_text.npy", folder / "has_image.npy"
         self.has_text_ = np.load(ht) if ht.exists() else np.zeros(n, bool)
         self.has_image_ = np.load(hi) if hi.exists() else np.zeros(n, bool)
-        self.text_vectors_ = self.image_vectors_ = self.image_encoder_ = None
+        self.text_vectors_ = self.image_vectors_ = self.image_encoder_ = self.visual_terms_ = None
         self.dense_index_ = None
         self.text_encoder_ = self._text_encoder() if (folder / "text_vectors.npy").exists() else None
         if self.text_encoder_ is not None:
@@ -877,6 +925,7 @@ class Retriever:
             self.raw_image_vectors_ = {int(r): v for r, v in zip(rr, rv, strict=True)}
             self.image_index_ = VectorIndex.load(folder / "image_index")
             self.image_encoder_ = load_image_encoder(folder / "image_encoder")
+            self.visual_terms_ = VisualTerms.load(folder / "visual_terms")
         self.fusion_ = None
         if (folder / "fusion").exists():
             self._load_fusion(folder / "fusion")

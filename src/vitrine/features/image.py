@@ -170,7 +170,7 @@ N_SIDE = HIST_BINS ** 3 + 8 * 8 * 3 + 16 * 16
 HIDDEN = 512
 
 
-def _tower_net(dim: int, width: int = 16, cnn: bool = True):
+def _tower_net(dim: int, width: int = 16, cnn: bool = True, n_terms: int = 0):
     torch = _torch()
     nn = torch.nn
 
@@ -187,6 +187,7 @@ def _tower_net(dim: int, width: int = 16, cnn: bool = True):
             self.side = nn.Sequential(nn.Linear(N_SIDE, HIDDEN), nn.LayerNorm(HIDDEN), nn.ReLU(inplace=True),
                                       nn.Dropout(0.2))
             self.out = nn.Linear(HIDDEN, dim)
+            self.terms = nn.Linear(HIDDEN, n_terms) if n_terms else None
             self.use_cnn = cnn
             if cnn:
                 self.body = nn.Sequential(conv(3, w, 2), conv(w, 2 * w), nn.MaxPool2d(2), conv(2 * w, 4 * w),
@@ -195,13 +196,16 @@ def _tower_net(dim: int, width: int = 16, cnn: bool = True):
                 nn.init.zeros_(self.cnn_proj.weight)  # starts as the side-feature model
                 nn.init.zeros_(self.cnn_proj.bias)
 
-        def forward(self, x, side):
+        def forward(self, x, side, with_terms: bool = False):
             h = self.side[0]((side - self.mu) / self.sd)
             if self.use_cnn and x is not None:
                 c = self.body(x)
                 h = h + self.cnn_proj(torch.cat([c.mean((2, 3)), c.amax((2, 3))], 1))
             h = self.side[3](self.side[2](self.side[1](h)))
-            return nn.functional.normalize(self.out(h), dim=1)
+            z = nn.functional.normalize(self.out(h), dim=1)
+            if with_terms:
+                return z, (self.terms(h) if self.terms is not None else None)
+            return z
 
     return Tower()
 
@@ -240,6 +244,9 @@ class ImageTower:
     temperature : softmax temperature of the image-text logits.
     soft_temperature : temperature of the text-text similarities used as soft
         targets, so that products with the same description are not negatives.
+    term_weight : weight of the visual-term loss (one logistic output per word
+        of :class:`~vitrine.features.visual_terms.VisualTerms`) when ``fit``
+        gets ``terms``.
     seed : random seed.
     device : "cpu", "cuda" or "auto".
 
@@ -265,6 +272,7 @@ class ImageTower:
         lr: float = 2e-3,
         temperature: float = 0.05,
         soft_temperature: float = 0.05,
+        term_weight: float = 1.0,
         seed: int = 0,
         device: str = "auto",
     ) -> None:
@@ -279,6 +287,7 @@ class ImageTower:
         self.lr = lr
         self.temperature = temperature
         self.soft_temperature = soft_temperature
+        self.term_weight = term_weight
         self.seed = seed
         self.device = device
 
@@ -287,15 +296,23 @@ class ImageTower:
 
         return resolve_device(self.device)
 
-    def _loss(self, z, ti):
+    def _loss(self, out, ti, yi=None):
         torch = _torch()
+        z, term_logits = out
         logits = z @ ti.T / self.temperature
         soft = torch.softmax(ti @ ti.T / self.soft_temperature, dim=1)
-        return (-(soft * torch.log_softmax(logits, 1)).sum(1).mean()
+        loss = (-(soft * torch.log_softmax(logits, 1)).sum(1).mean()
                 - (soft * torch.log_softmax(logits.T, 1)).sum(1).mean()) / 2
+        if yi is not None and term_logits is not None:
+            loss = loss + self.term_weight * torch.nn.functional.binary_cross_entropy_with_logits(term_logits, yi)
+        return loss
 
-    def fit(self, images: np.ndarray, text_vectors: np.ndarray, progress: bool = False) -> ImageTower:
+    def fit(self, images: np.ndarray, text_vectors: np.ndarray, progress: bool = False,
+            terms: np.ndarray | None = None) -> ImageTower:
         """Align ``images`` (n, s, s, 3) uint8 with ``text_vectors`` (n, d), row by row.
+
+        ``terms`` (n, V) multi-hot, optional: which visual words each
+        product's text contains; the tower then also learns P(word | photo).
 
         Two phases share the time budget: the head first learns from the fixed
         side features alone (fast: many epochs in seconds), then the CNN and
@@ -308,7 +325,9 @@ class ImageTower:
         dev = self._device()
         t = torch.nn.functional.normalize(torch.from_numpy(np.asarray(text_vectors, np.float32)), dim=1)
         self.dim_ = int(t.shape[1])
-        self.net_ = _tower_net(self.dim_, self.width, cnn=self.cnn).to(dev)
+        self.n_terms_ = 0 if terms is None else int(terms.shape[1])
+        self.net_ = _tower_net(self.dim_, self.width, cnn=self.cnn, n_terms=self.n_terms_).to(dev)
+        y = None if terms is None else torch.from_numpy(np.asarray(terms, np.uint8))
         n = len(images)
         self.history_: list[float] = []
         self.seconds_ = 0.0
@@ -343,7 +362,8 @@ class ImageTower:
                     x = None
                     if with_cnn:
                         x = _augment(x_all[idx], rng).to(dev)
-                    loss = self._loss(self.net_(x, side[idx].to(dev)), t[idx].to(dev))
+                    yi = None if y is None else y[idx].to(dev).float()
+                    loss = self._loss(self.net_(x, side[idx].to(dev), with_terms=True), t[idx].to(dev), yi)
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -369,20 +389,33 @@ class ImageTower:
 
     def encode_images(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Unit-norm vectors (n, dim) in the text space for uint8 images (n, s, s, 3)."""
+        return self.encode(images, batch_size)[0]
+
+    def encode(self, images: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray | None]:
+        """(unit-norm vectors (n, dim), log P(word | photo) (n, V) or None without a term head)."""
         torch = _torch()
         dev = self._device()
-        out = []
+        out, terms = [], []
         with torch.inference_mode():
             for s in range(0, len(images), batch_size):
                 x = _to_tensor(images[s: s + batch_size]).to(dev)
                 h = torch.from_numpy(side_features(images[s: s + batch_size])).to(dev)
                 if not self.cnn:
-                    out.append(self.net_(None, h).cpu().numpy())
-                    continue
-                # Average the image and its mirror: the tower was trained on both.
-                z = self.net_(x, h) + self.net_(x.flip(3), h)
-                out.append(torch.nn.functional.normalize(z, dim=1).cpu().numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim_), np.float32)
+                    z, lg = self.net_(None, h, with_terms=True)
+                else:
+                    # Average the image and its mirror: the tower was trained on both.
+                    z1, lg1 = self.net_(x, h, with_terms=True)
+                    z2, lg2 = self.net_(x.flip(3), h, with_terms=True)
+                    z = torch.nn.functional.normalize(z1 + z2, dim=1)
+                    lg = None if lg1 is None else (lg1 + lg2) / 2
+                out.append(z.cpu().numpy())
+                if lg is not None:
+                    terms.append(torch.nn.functional.logsigmoid(lg).cpu().numpy())
+        vecs = np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim_), np.float32)
+        if not getattr(self, "n_terms_", 0):
+            return vecs, None
+        logp = np.concatenate(terms).astype(np.float32) if terms else np.zeros((0, self.n_terms_), np.float32)
+        return vecs, logp
 
     def encode_query(self, text: str, text_vector: np.ndarray | None) -> np.ndarray | None:
         """A text query lives in the text encoder's space: its vector is the query vector."""
@@ -394,8 +427,9 @@ class ImageTower:
         folder.mkdir(parents=True, exist_ok=True)
         _torch().save(self.net_.state_dict(), folder / "tower.pt")
         params = {k: getattr(self, k) for k in ("size", "width", "cnn", "head_epochs", "head_share", "epochs", "max_seconds", "batch_size", "lr",
-                                                  "temperature", "soft_temperature", "seed", "device")}
-        (folder / "image_encoder.json").write_text(json.dumps({"kind": "tower", "params": params, "dim": self.dim_}))
+                                                  "temperature", "soft_temperature", "term_weight", "seed", "device")}
+        (folder / "image_encoder.json").write_text(json.dumps(
+            {"kind": "tower", "params": params, "dim": self.dim_, "n_terms": getattr(self, "n_terms_", 0)}))
 
     @classmethod
     def load(cls, folder: Path) -> ImageTower:
@@ -404,7 +438,8 @@ class ImageTower:
         meta = json.loads((folder / "image_encoder.json").read_text())
         self = cls(**meta["params"])
         self.dim_ = meta["dim"]
-        self.net_ = _tower_net(self.dim_, self.width, cnn=self.cnn)
+        self.n_terms_ = int(meta.get("n_terms", 0))
+        self.net_ = _tower_net(self.dim_, self.width, cnn=self.cnn, n_terms=self.n_terms_)
         self.net_.load_state_dict(_torch().load(folder / "tower.pt", map_location="cpu", weights_only=True))
         self.net_.to(self._device()).eval()
         return self

@@ -1,0 +1,54 @@
+"""Visual terms: sparse per-product log P(word | photo), scored like a lexical field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vitrine.features.visual_terms import VisualTerms
+
+TEXTS = ["men navy blue shirt", "women red dress", "men red shirt", "women navy dress", "men blue jeans"] * 2
+
+
+def test_vocabulary_keeps_frequent_words_and_targets_mark_them():
+    vt = VisualTerms.build(TEXTS, min_df=3)
+    assert set(vt.vocab_) == {"men", "women", "navy", "blue", "shirt", "red", "dress"}  # jeans appears twice
+    y = vt.targets(["men red jeans"])
+    assert y.sum() == 2 and y[0, vt.vocab_["men"]] == 1 and y[0, vt.vocab_["red"]] == 1
+
+
+def test_score_is_mean_log_probability_of_the_query_words():
+    vt = VisualTerms.build(TEXTS, min_df=3, keep=7)
+    rng = np.random.default_rng(0)
+    logp = np.log(rng.uniform(0.01, 1, (4, len(vt))))
+    vt.set_rows(np.arange(4), logp, n_rows=4)
+    q = [vt.vocab_["men"], vt.vocab_["red"]]
+    np.testing.assert_allclose(vt.score("men red"), logp[:, q].mean(1), rtol=1e-5)
+    assert vt.score("bicycle") is None  # no known word: no opinion
+
+
+def test_sparse_storage_ranks_like_dense_on_kept_words_and_floors_the_rest():
+    vt = VisualTerms.build(TEXTS, min_df=3, keep=2)
+    logp = np.log(np.array([[0.9, 0.8, 0.1, 0.05, 0.02, 0.01, 0.3]] * 2))
+    vt.set_rows(np.array([0, 1]), logp, n_rows=3)
+    j = np.argsort(-logp[0])
+    top, third = j[0], j[2]
+    inv = {v: k for k, v in vt.vocab_.items()}
+    assert vt.score(inv[top])[0] == pytest.approx(logp[0, top], rel=1e-5)
+    # a word outside the kept ones gets the highest log-probability that was not kept
+    assert vt.score(inv[j[-1]])[0] == pytest.approx(logp[0, third], rel=1e-5)
+    assert vt.score(inv[top])[2] == 0.0  # row 2 has no photo scores yet
+
+
+def test_rows_are_replaced_cleared_and_saved(tmp_path):
+    vt = VisualTerms.build(TEXTS, min_df=3)
+    vt.set_rows(np.arange(3), np.log(np.full((3, len(vt)), 0.5)), n_rows=3)
+    vt.set_rows(np.array([1]), np.log(np.full((1, len(vt)), 0.9)), n_rows=4)
+    s = vt.score("men")
+    assert s.shape == (4,) and s[1] > s[0] and s[0] == pytest.approx(s[2])
+    vt.clear_rows(np.array([2]))
+    vt.save(tmp_path / "vt")
+    back = VisualTerms.load(tmp_path / "vt")
+    np.testing.assert_allclose(back.score("men red"), vt.score("men red"))
+    assert back.score("men")[2] == 0.0
+    assert VisualTerms.load(tmp_path / "missing") is None
