@@ -55,3 +55,35 @@ def test_report_contract_and_baselines(tmp_path, monkeypatch) -> None:
     assert "cold_product_metrics" in rep["extra"] or rep["extra"]["cold_products"] == 0
     # the chain is learnable from order: vitrine must beat popularity
     assert rep["metrics"]["ndcg@10"] > rep["baselines"]["popularity"]["ndcg@10"]
+
+
+def test_candidates_protocol_scores_lists_and_breaks_ties_fairly(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    import vitrine.engine as engine_mod
+    import vitrine.evaluate.recommend as rec
+    from vitrine.personal import Personalizer
+
+    class Fast(Personalizer):
+        def __init__(self, **kw):
+            super().__init__(**{**kw, "seq_seconds": 3.0, "als_params": {"factors": 16, "iterations": 3}})
+
+    calls = []
+
+    class Spy(Fast):
+        def score_candidates(self, user_key, rows):
+            calls.append(len(rows))
+            return super().score_candidates(user_key, rows)
+
+    monkeypatch.setattr(engine_mod, "Personalizer", Spy)
+    monkeypatch.setattr(rec, "baseline_scorers", lambda engine, train: {"constant": lambda u: np.zeros(60)})
+    ds = _tiny_dataset(tmp_path / "ds")
+    rng = np.random.default_rng(1)
+    cand = [(f"u{u}", f"p{j}") for u in range(120) for j in rng.choice(60, 19, replace=False)]
+    pd.DataFrame(cand, columns=["user_id", "product_id"]).to_parquet(ds / "candidates.parquet")
+    rep = run_recommend(ds, candidates=True, progress=False).to_dict()
+    assert rep["protocol"] == "candidates" and rep["extra"]["users"] == 120
+    assert calls and max(calls) <= 20  # the engine scored each given list, not the catalog
+    assert "candidate_blend_weights" in rep["extra"]
+    # a scorer that ties everything gets chance level, not a win from the held-out's position
+    assert rep["baselines"]["constant"]["ndcg@10"] < 0.5
+    assert rep["metrics"]["ndcg@10"] > 0.6

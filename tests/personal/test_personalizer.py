@@ -160,3 +160,60 @@ def test_event_weights_order_purchase_over_click(split) -> None:
                        "timestamp": pd.to_datetime(["2024-01-01", "2024-01-02"]), "event": ["click", "purchase"]})
     p = Personalizer(**{**FAST, "tune": False}).fit(ev, cat)
     assert p.popularity_[1] > p.popularity_[0] > 0
+
+
+def test_itemknn_candidate_scores_are_exact_beyond_kept_neighbours() -> None:
+    # item 0 co-occurs strongly with 1 and weakly with 2; with one kept neighbour the
+    # truncated list of item 0 drops item 2, but scoring a candidate list must not
+    import scipy.sparse as sp
+
+    from vitrine.personal.cf import ItemKNN
+
+    ui = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 1]],
+                                dtype=np.float32))
+    full = ItemKNN().fit(ui)
+    cut = ItemKNN(neighbours=1).fit(ui)
+    hist, wts = np.array([0]), np.array([1.0], np.float32)
+    assert cut.score(hist, wts, 4)[2] == 0.0  # truncated: item 2 is outside item 0's list
+    exact = cut.score_rows(hist, wts, np.array([1, 2, 3]))
+    np.testing.assert_allclose(exact, full.score(hist, wts, 4)[[1, 2, 3]], rtol=1e-6)
+    assert exact[1] > 0 and exact[2] == 0.0
+
+
+def test_score_candidates_ranks_a_given_list(model, split, tmp_path) -> None:
+    _, cat, train, test, _ = split
+    assert set(model.candidate_weights_) == set(model.weights_)
+    assert "candidates_sampled_ndcg@10" in model.tuning_
+    user = test["user_id"].iat[0]
+    rows = np.array([5, 17, 3, 250, 9])
+    s = model.score_candidates(user, rows)
+    assert s.shape == (5,) and np.isfinite(s).all()
+    # same order as the candidate blend over the whole catalog (exact per-candidate scores)
+    z = model._user_scores(user, model.candidate_weights_)
+    ref = model._blend(z, model.candidate_weights_)[rows]
+    np.testing.assert_array_equal(np.argsort(-s, kind="stable"), np.argsort(-ref, kind="stable"))
+    # an unknown shopper falls back to popularity, ties included
+    pop_order = np.argsort(-model.pop_source_[rows], kind="stable")
+    got = np.argsort(-model.score_candidates("nobody", rows), kind="stable")
+    assert model.pop_source_[rows][got].tolist() == model.pop_source_[rows][pop_order].tolist()
+    model.save(tmp_path / "pc")
+    back = Personalizer.load(tmp_path / "pc", cat)
+    assert back.candidate_weights_ == model.candidate_weights_
+    np.testing.assert_allclose(back.score_candidates(user, rows), s, rtol=1e-4, atol=1e-4)
+
+
+def test_score_candidates_exact_with_truncated_itemknn(split) -> None:
+    _, cat, train, test, _ = split
+    kw = {**FAST, "tune": False, "sources": ("itemknn", "popularity"), "blend": {"itemknn": 1.0, "popularity": 0.0}}
+    full = Personalizer(**kw).fit(train, cat)
+    cut = Personalizer(**{**kw, "knn_params": {"neighbours": 2}}).fit(train, cat)
+    user = test["user_id"].iat[1]
+    p = full.profiles_.get(user)
+    reach = full.itemknn_.score(np.asarray(p.rows), np.asarray(p.weights, np.float32), len(cat)) > 0
+    lost = reach & (cut.itemknn_.score(np.asarray(p.rows), np.asarray(p.weights, np.float32), len(cat)) == 0)
+    assert lost.any()  # the truncated lists drop co-occurring products
+    rows = np.flatnonzero(lost)[:5]
+    np.testing.assert_allclose(cut.itemknn_.score_rows(np.asarray(p.rows), np.asarray(p.weights, np.float32), rows),
+                               full.itemknn_.score(np.asarray(p.rows), np.asarray(p.weights, np.float32),
+                                                   len(cat))[rows], rtol=1e-5)
+    assert (cut.score_candidates(user, rows) > cut.score_candidates(user, np.flatnonzero(~reach)[:5]).max()).all()

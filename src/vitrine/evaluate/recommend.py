@@ -4,6 +4,13 @@ Each user's last event (by timestamp) is held out; models train on the rest
 and rank the whole catalog with the user's seen products excluded, or, with
 ``candidates``, only the user's candidate list plus the held-out product.
 Baselines run in the same process on the same split.
+
+With ``candidates`` the engine ranks each list through
+``Personalizer.score_candidates`` (exact per-candidate source scores, the
+blend tuned at fit time on a sampled-candidate validation objective; the test
+holdout is never seen by tuning). Remaining exact ties, which single-source
+baselines have plenty of, are broken by a fixed random order: the held-out
+product never wins a tie by its position in the list.
 """
 
 from __future__ import annotations
@@ -96,6 +103,10 @@ def run_recommend(
     ids = cat.ids
     t_base = time.time()
     scorers = {"vitrine": engine.personal_.score_all, **baseline_scorers(engine, train)}
+    # scorers of a given candidate list (user key, rows) -> scores, used instead of the full-catalog ones
+    pool_scorers = {}
+    if callable(getattr(engine.personal_, "score_candidates", None)):
+        pool_scorers["vitrine"] = engine.personal_.score_candidates
     t_base = time.time() - t_base
     seen = train.groupby("user_id")["product_id"].apply(lambda s: cat.indices(s.unique())).to_dict()
     n_train = train.groupby("user_id").size().to_dict()
@@ -111,12 +122,15 @@ def run_recommend(
             cold_users.append(ukey)
         pool = cat.indices(list(dict.fromkeys([*cand[raw], pid]))) if candidates else None
         for name, fn in scorers.items():
-            s = np.asarray(fn(ukey), dtype=np.float64).copy()
             if pool is not None:
-                sub = s[pool]
+                if name in pool_scorers:
+                    sub = np.asarray(pool_scorers[name](ukey, pool), dtype=np.float64)
+                else:
+                    sub = np.asarray(fn(ukey), dtype=np.float64)[pool]
                 order = np.lexsort((tie[pool], -sub))[:k]  # ties broken by a fixed random order
                 runs[name][ukey] = list(ids[pool[order]])
             else:
+                s = np.asarray(fn(ukey), dtype=np.float64).copy()
                 s[seen.get(ukey, [])] = -np.inf
                 runs[name][ukey] = list(ids[top_k(s, k)])
     results = {n: evaluate_rankings(truth, r, k=k) for n, r in runs.items()}
@@ -137,6 +151,12 @@ def run_recommend(
         extra["fit_seconds"] = {n: round(float(v), 2) for n, v in timings.items()}
     if getattr(engine.personal_, "weights_", None):
         extra["blend_weights"] = {n: round(float(v), 3) for n, v in engine.personal_.weights_.items()}
+    if candidates and getattr(engine.personal_, "candidate_weights_", None):
+        extra["candidate_blend_weights"] = {n: round(float(v), 3)
+                                            for n, v in engine.personal_.candidate_weights_.items()}
+    if getattr(engine.personal_, "tuning_", None):
+        extra["tuning"] = {n: (round(float(v), 4) if isinstance(v, float) else v)
+                           for n, v in engine.personal_.tuning_.items()}
     extra["baseline_fit_seconds"] = round(t_base, 2)
     extra["peak_rss_mb"] = _peak_rss_mb()
     return EvalReport(

@@ -88,6 +88,7 @@ class ItemKNN:
         sim = coo.tocsr()
         self.sim_ = _top_per_row(sim, self.neighbours) if self.neighbours else sim
         self.counts_ = n
+        self.items_ = x.T.tocsr()  # item x user incidence: exact similarities for any pair
         return self
 
     def score(self, rows: np.ndarray, weights: np.ndarray, n_items: int) -> np.ndarray:
@@ -103,6 +104,35 @@ class ItemKNN:
             out[: len(s)] = s
         return out
 
+    def score_rows(self, rows: np.ndarray, weights: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Exact scores of ``targets`` (catalog rows) for a history, shape (len(targets),).
+
+        Computed from the full co-occurrence of each target with the history,
+        so a target outside every history item's kept ``neighbours`` still
+        gets its similarity (what ranking a fixed candidate list needs).
+        """
+        targets = np.asarray(targets, dtype=np.int64)
+        out = np.zeros(len(targets), dtype=np.float32)
+        items = getattr(self, "items_", None)
+        if not len(rows) or not len(targets):
+            return out
+        if items is None or not self.neighbours:  # the kept matrix is already exact
+            full = self.score(rows, weights, max(self.sim_.shape[0], int(targets.max()) + 1))
+            return full[targets]
+        w = history_weights(weights, self.decay, self.window)
+        n = items.shape[0]
+        keep = (w > 0) & (rows < n)
+        ok = targets < n
+        if not keep.any() or not ok.any():
+            return out
+        h, t = rows[keep], targets[ok]
+        co = (items[h] @ items[t].T).toarray()  # (len(h), len(t)) co-occurrence counts
+        norm = np.sqrt(self.counts_)
+        sim = co / (norm[h][:, None] * norm[t][None, :] + self.shrink + 1e-12)
+        sim[h[:, None] == t[None, :]] = 0.0  # no self-similarity, as in the fitted matrix
+        out[ok] = w[keep] @ sim
+        return out
+
     def neighbours_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         if row >= self.sim_.shape[0]:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -114,10 +144,14 @@ class ItemKNN:
     def save(self, folder: Path) -> None:
         _save_csr(folder / "itemknn.npz", self.sim_)
         np.save(folder / "item_counts.npy", self.counts_, allow_pickle=False)
+        if self.neighbours and getattr(self, "items_", None) is not None:
+            _save_csr(folder / "itemknn_items.npz", self.items_)
 
     def load_state(self, folder: Path) -> ItemKNN:
         self.sim_ = _load_csr(folder / "itemknn.npz")
         self.counts_ = np.load(folder / "item_counts.npy", allow_pickle=False)
+        path = folder / "itemknn_items.npz"
+        self.items_ = _load_csr(path) if path.exists() else None
         return self
 
 
@@ -337,14 +371,14 @@ class ALS:
         b = (y.T * c).sum(axis=1)
         return np.linalg.solve(a, b).astype(np.float32)
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, name: str = "als") -> None:
         arrays = {"user": self.user_factors_, "item": self.item_factors_}
         if self.map_ is not None:
             arrays["map"] = self.map_
-        np.savez(folder / "als.npz", **arrays)
+        np.savez(folder / f"{name}.npz", **arrays)
 
-    def load_state(self, folder: Path) -> ALS:
-        z = np.load(folder / "als.npz", allow_pickle=False)
+    def load_state(self, folder: Path, name: str = "als") -> ALS:
+        z = np.load(folder / f"{name}.npz", allow_pickle=False)
         self.user_factors_, self.item_factors_ = z["user"], z["item"]
         self.map_ = z["map"] if "map" in z else None
         self._prepare()

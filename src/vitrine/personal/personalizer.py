@@ -9,6 +9,7 @@ live profile:
 ``transitions`` first-order item-to-next-item transitions from the newest items
 ``seqknn``      directional kNN: products that follow the newest items within a few steps
 ``als``         implicit ALS; products without events get factors from content
+``mf``          low-rank ALS (16 factors): broad taste, robust against random candidates
 ``sasrec``      self-attention next-item model over the recent sequence
 ``content``     attribute profile (category, brand, colour, tags, price band)
 ``vector``      product vectors of the retriever (only when given to fit)
@@ -18,6 +19,10 @@ live profile:
 ``fit`` carves each shopper's last training event off as a validation
 holdout, fits every source on the rest, tunes the blend weights of the
 z-scored sources for NDCG@10 on that holdout, then refits on all events.
+Two blends come out of tuning: ``weights_`` (the ``tune_objective``, full
+ranking by default: what ``recommend`` ranks by) and ``candidate_weights_``
+(NDCG@10 of the held-out product among 19 random products: what
+``score_candidates`` ranks a given candidate list by).
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ from vitrine.personal.content import ContentEncoder
 from vitrine.personal.profiles import ATTRIBUTES, AttributeCodes, Profile, Profiles
 from vitrine.results import top_k
 
-SOURCES = ("itemknn", "userknn", "transitions", "seqknn", "als", "sasrec", "content", "vector", "popularity")
-DEFAULT_BLEND = {"itemknn": 1.0, "userknn": 0.25, "transitions": 0.5, "seqknn": 0.5, "als": 0.5, "sasrec": 1.0,
-                 "content": 0.1, "vector": 0.1, "popularity": 0.1}
+SOURCES = ("itemknn", "userknn", "transitions", "seqknn", "als", "mf", "sasrec", "content", "vector", "popularity")
+DEFAULT_BLEND = {"itemknn": 1.0, "userknn": 0.25, "transitions": 0.5, "seqknn": 0.5, "als": 0.5, "mf": 0.25,
+                 "sasrec": 1.0, "content": 0.1, "vector": 0.1, "popularity": 0.1}
+MF_PARAMS = {"factors": 16, "regularization": 0.1, "alpha": 20.0, "iterations": 15}
+TIE_BREAK = 1e-3  # popularity z-score added in score_candidates so that exact ties fall back to popularity
 BEHAVIOUR = ("itemknn", "userknn", "transitions", "seqknn", "sasrec", "popularity")
 GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
@@ -96,14 +103,17 @@ class Personalizer:
         to the starting weights).
     seq_seconds : training-time budget of the sequential model (split between
         the validation fit and the final top-up).
-    seq_params, als_params, knn_params : keyword arguments of the models.
+    seq_params, als_params, knn_params, mf_params : keyword arguments of the models
+        (``mf_params`` override ``MF_PARAMS`` of the low-rank ALS).
     diversity : in ``recommend``, penalty (in blend units) per already chosen
         product of the same leaf category (0 = off).
     seed : random seed.
 
     Attributes
     ----------
-    weights_ : tuned blend weights.
+    weights_ : tuned blend weights (full ranking: ``score_all``, ``recommend``).
+    candidate_weights_ : blend weights tuned for ranking a given candidate
+        list (``score_candidates``); equal to ``weights_`` without tuning.
     popularity_ : array (n_products,), event-weighted popularity.
     profiles_ : live shopper profiles.
     timings_ : seconds spent fitting each source.
@@ -113,8 +123,8 @@ class Personalizer:
         self, *, event_weights: dict[str, float] | None = None, history: int = 200,
         sources: tuple[str, ...] = SOURCES, blend: dict[str, float] | None = None, tune: bool = True,
         tune_users: int = 3000, tune_objective: str = "full", seq_seconds: float = 150.0, seq_params: dict | None = None,
-        als_params: dict | None = None, knn_params: dict | None = None, diversity: float = 0.1,
-        seed: int = 0,
+        als_params: dict | None = None, knn_params: dict | None = None, mf_params: dict | None = None,
+        diversity: float = 0.1, seed: int = 0,
     ) -> None:
         self.event_weights = event_weights
         self.history = history
@@ -127,6 +137,7 @@ class Personalizer:
         self.seq_params = seq_params
         self.als_params = als_params
         self.knn_params = knn_params
+        self.mf_params = mf_params
         self.diversity = diversity
         self.seed = seed
 
@@ -137,7 +148,7 @@ class Personalizer:
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in (
             "event_weights", "history", "sources", "blend", "tune", "tune_users", "tune_objective", "seq_seconds",
-            "seq_params", "als_params", "knn_params", "diversity", "seed")}
+            "seq_params", "als_params", "knn_params", "mf_params", "diversity", "seed")}
 
     # -- fit --------------------------------------------------------------------
     def fit(self, events: pd.DataFrame | None, catalog: Catalog, item_vectors: np.ndarray | None = None) -> Personalizer:
@@ -178,6 +189,7 @@ class Personalizer:
         self.weights_ = {s: DEFAULT_BLEND[s] for s in self._active()}
         if self.blend:
             self.weights_.update({s: w for s, w in self.blend.items() if s in self.weights_})
+        self.candidate_weights_ = dict(self.weights_)
         budget = float(self.seq_seconds)
         self.tuning_: dict = {}
         if self.tune and len(seqs) >= 50:
@@ -232,6 +244,8 @@ class Personalizer:
         if "als" in act and ui.nnz:
             self.als_ = timed("als", lambda: ALS(**{"seed": self.seed, **(self.als_params or {})}).fit(ui, dense))
             self.als_rows_ = None  # fitted user factors are aligned with ``rows``; set by _precompute
+        if "mf" in act and ui.nnz:
+            self.mf_ = timed("mf", lambda: ALS(**{"seed": self.seed, **MF_PARAMS, **(self.mf_params or {})}).fit(ui, dense))
         if "sasrec" in act and ui.nnz:
             from vitrine.personal.sequential import SASRec
 
@@ -263,6 +277,7 @@ class Personalizer:
         for j, i in enumerate(pick):
             _, r, w, target = val[i]
             st = {"als": self.als_.user_vector(r, w) if hasattr(self, "als_") else None,
+                  "mf": self.mf_.user_vector(r, w) if hasattr(self, "mf_") else None,
                   "sasrec": seq_states[j] if seq_states is not None else None}
             z = self._source_scores(r, w, st, act)
             mat = np.stack([z[s] for s in act])  # (S, n)
@@ -311,22 +326,30 @@ class Personalizer:
                 return few(wv)
             return full(wv) / f0 + few(wv) / s0
 
-        w = np.array([self.weights_[s] for s in act], dtype=np.float32)
-        best = ndcg(w)
-        start = best
-        for _ in range(3):
-            for i in range(len(act)):
-                for g in GRID:
-                    cand = w.copy()
-                    cand[i] = g
-                    if not cand.any():
-                        continue
-                    v = ndcg(cand)
-                    if v > best + 1e-6:
-                        best, w = v, cand
+        def ascend(objective, w: np.ndarray) -> tuple[np.ndarray, float]:
+            """Coordinate ascent over GRID, three sweeps."""
+            best = objective(w)
+            for _ in range(3):
+                for i in range(len(act)):
+                    for g in GRID:
+                        cand = w.copy()
+                        cand[i] = g
+                        if not cand.any():
+                            continue
+                        v = objective(cand)
+                        if v > best + 1e-6:
+                            best, w = v, cand
+            return w, best
+
+        start = ndcg(w0)
+        w, best = ascend(ndcg, w0.copy())
+        # the candidate-list blend starts from the tuned one and climbs the sampled objective
+        wc, _ = ascend(few, w.copy())
         self.weights_ = {s: float(x) for s, x in zip(act, w, strict=True)}
+        self.candidate_weights_ = {s: float(x) for s, x in zip(act, wc, strict=True)}
         self.tuning_ = {"users": len(pick), "objective": self.tune_objective, "start": start, "best": best,
                         "full_ndcg@10": full(w), "sampled_ndcg@10": few(w),
+                        "candidates_full_ndcg@10": full(wc), "candidates_sampled_ndcg@10": few(wc),
                         "seconds": round(time.time() - t, 2)}
 
     # -- scoring ----------------------------------------------------------------
@@ -347,6 +370,9 @@ class Personalizer:
         if hasattr(self, "als_"):
             dense = self.content_.dense(rows) if self.vectors_ is None else None
             self.als_.add_items(dense, n_new)
+        if hasattr(self, "mf_"):
+            dense = self.content_.dense(rows) if self.vectors_ is None else None
+            self.mf_.add_items(dense, n_new)
         self.n_items_ = len(self.catalog_)
         self.cache_.clear()
 
@@ -365,7 +391,7 @@ class Personalizer:
         hit = self.cache_.get(key)
         if hit is not None and hit[0] == p.version:
             return hit[1]
-        st: dict = {"als": None, "sasrec": None}
+        st: dict = {"als": None, "mf": None, "sasrec": None}
         idx = self.user_index_.get(key)
         r, w = np.asarray(p.rows, np.int64), np.asarray(p.weights, np.float32)
         if hasattr(self, "als_"):
@@ -373,6 +399,8 @@ class Personalizer:
                 st["als"] = self.als_users_[idx]
             else:
                 st["als"] = self.als_.user_vector(r, w)
+        if hasattr(self, "mf_"):
+            st["mf"] = self.mf_.user_vector(r, w)  # 16 factors: solving is cheaper than storing
         if hasattr(self, "sasrec_"):
             if p.version == 0 and idx is not None and self.seq_users_ is not None:
                 st["sasrec"] = self.seq_users_[idx]
@@ -403,6 +431,8 @@ class Personalizer:
                 v = self.seqknn_.score(rows, n)
             elif s == "als":
                 v = self.als_.item_factors_[:n] @ st["als"]
+            elif s == "mf":
+                v = self.mf_.item_factors_[:n] @ st["mf"]
             elif s == "sasrec":
                 v = self.sasrec_.scores(st["sasrec"], n)
             elif s == "content":
@@ -415,7 +445,7 @@ class Personalizer:
             else:  # pragma: no cover - guarded by _active
                 raise ValueError(f"unknown source {s!r}")
             out[s] = _zscore(v)
-        like = [out[s] for s in ("content", "vector", "als") if s in out]
+        like = [out[s] for s in ("content", "vector", "als", "mf") if s in out]
         cold = np.resize(self.cold_, n) if len(self.cold_) != n else self.cold_
         if len(self.cold_) < n:
             cold[len(self.cold_):] = True
@@ -432,18 +462,20 @@ class Personalizer:
                     out[s][cold] = part[uq][inv]
         return out
 
-    def _blend(self, z: dict[str, np.ndarray]) -> np.ndarray:
-        total = np.zeros(self.n_items_, dtype=np.float32)
+    def _blend(self, z: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
+        weights = self.weights_ if weights is None else weights
+        total = np.zeros(len(next(iter(z.values()))) if z else self.n_items_, dtype=np.float32)
         for s, v in z.items():
-            wt = self.weights_.get(s, 0.0)
+            wt = weights.get(s, 0.0)
             if wt:
                 total += wt * v
         return total
 
-    def _user_scores(self, user_key: str | None) -> dict[str, np.ndarray]:
+    def _user_scores(self, user_key: str | None, weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
         self._check()
         self._sync()
-        act = tuple(s for s in self._active() if self.weights_.get(s, 0.0) or s == "popularity")
+        weights = self.weights_ if weights is None else weights
+        act = tuple(s for s in self._active() if weights.get(s, 0.0) or s == "popularity")
         p = self.profiles_.get(user_key)
         if p is None or not p.rows:
             return self._source_scores(np.zeros(0, np.int64), np.zeros(0, np.float32), {}, act)
@@ -453,6 +485,38 @@ class Personalizer:
     def score_all(self, user_key: str | None) -> np.ndarray:
         """Blended recommendation score of every catalog row for a user, shape (n_products,)."""
         return self._blend(self._user_scores(user_key))
+
+    def score_candidates(self, user_key: str | None, rows: np.ndarray) -> np.ndarray:
+        """Scores of a given candidate list (catalog rows) for a user, shape (len(rows),).
+
+        Ranks a fixed list, e.g. the held-out product among sampled ones:
+        every source gives its exact score to each candidate (item-kNN from
+        the full co-occurrence, even when ``knn_params`` keeps few
+        neighbours), sources are blended with ``candidate_weights_`` (tuned
+        on the sampled-candidate objective), and exact ties fall back to
+        popularity. Unknown users get popularity.
+        """
+        self._check()
+        rows = np.asarray(rows, dtype=np.int64)
+        weights = getattr(self, "candidate_weights_", None) or self.weights_
+        z = self._user_scores(user_key, weights)
+        p = self.profiles_.get(user_key)
+        if p is not None and p.rows and "itemknn" in z and getattr(self.itemknn_, "neighbours", None):
+            # the kept neighbour lists are truncated: exact similarities for these rows,
+            # on the z-scale of the catalog-wide scores
+            hist, wts = np.asarray(p.rows, np.int64), np.asarray(p.weights, np.float32)
+            raw = self.itemknn_.score(hist, wts, self.n_items_)
+            sd = float(raw.std())
+            if sd > 1e-12:
+                col = z["itemknn"].copy()
+                warm = ~np.resize(self.cold_, self.n_items_)[rows]
+                exact = (self.itemknn_.score_rows(hist, wts, rows) - float(raw.mean())) / sd
+                col[rows[warm]] = exact[warm]
+                z["itemknn"] = col
+        out = self._blend(z, weights)[rows]
+        if "popularity" in z:
+            out = out + TIE_BREAK * z["popularity"][rows]
+        return out.astype(np.float32)
 
     def score(self, user_key: str | None, rows: np.ndarray) -> np.ndarray:
         """Personal affinity of a user for candidate rows (0 for unknown users).
@@ -483,7 +547,8 @@ class Personalizer:
         p = self.profiles_.get(user_key)
         z = self._user_scores(user_key)
         for s, v in z.items():
-            out[f"personal_{s}"] = v[rows].astype(np.float32)
+            if f"personal_{s}" in out:  # names stay those of FEATURES whatever the sources
+                out[f"personal_{s}"] = v[rows].astype(np.float32)
         out["personal_blend"] = self._blend(z)[rows].astype(np.float32)
         if p is None:
             return out
@@ -617,6 +682,8 @@ class Personalizer:
         for name in ("itemknn_", "userknn_", "transitions_", "seqknn_", "als_"):
             if hasattr(self, name):
                 getattr(self, name).save(folder)
+        if hasattr(self, "mf_"):
+            self.mf_.save(folder, name="mf")
         if hasattr(self, "sasrec_"):
             self.sasrec_.save(folder)
         users = sorted(self.user_index_, key=self.user_index_.get)
@@ -629,7 +696,8 @@ class Personalizer:
         params = self._params()
         params["sources"] = list(params["sources"])
         (folder / "personal.json").write_text(json.dumps({
-            "params": params, "weights": self.weights_, "n_items": self.n_items_, "users": users,
+            "params": params, "weights": self.weights_, "candidate_weights": self.candidate_weights_,
+            "n_items": self.n_items_, "users": users,
             "codes": self.codes_.to_json(), "timings": self.timings_, "tuning": self.tuning_,
             "user_positions": [self.user_index_[u] for u in users],
         }))
@@ -644,6 +712,7 @@ class Personalizer:
         self.catalog_ = catalog
         self.n_items_ = meta["n_items"]
         self.weights_, self.timings_, self.tuning_ = meta["weights"], meta["timings"], meta["tuning"]
+        self.candidate_weights_ = meta.get("candidate_weights", dict(self.weights_))
         self.codes_ = AttributeCodes.from_json(meta["codes"])
         self.popularity_ = np.load(folder / "popularity.npy", allow_pickle=False)
         self.pop_source_ = self.popularity_
@@ -661,6 +730,8 @@ class Personalizer:
             self.seqknn_ = SeqKNN().load_state(folder)
         if (folder / "als.npz").exists():
             self.als_ = ALS(**(self.als_params or {})).load_state(folder)
+        if (folder / "mf.npz").exists():
+            self.mf_ = ALS(**{**MF_PARAMS, **(self.mf_params or {})}).load_state(folder, name="mf")
         if (folder / "sasrec.npz").exists():
             from vitrine.personal.sequential import SASRec
 
