@@ -15,6 +15,18 @@ Usage::
 
 Vectors for the index rows are random (latency does not depend on content);
 encode throughput is measured on real synthetic products.
+
+Fusion comparison (``--fusion DATASET``): fits one retriever (text, image,
+BM25) on the dataset, then each item-fusion method on top of the same
+modality vectors (so the image tower is shared and the methods differ only
+in the fusion), and ranks the whole catalog for every split=test query:
+``item`` is the fused item vector alone, ``retriever`` the retriever's own
+top 10 (RRF of its sources, with the ``item`` source for learned methods),
+beside BM25 and dense text from the same fit. ``--judgments`` also trains
+the fusion on the split=train judgments (what ``Engine.fit`` would do if it
+passed them to ``Retriever.fit``); reviews are always passed when present::
+
+    python benchmarks/bench_understanding.py --fusion ../shared/data/homedepot --judgments --json
 """
 
 from __future__ import annotations
@@ -121,6 +133,58 @@ def bench_bm25(n: int, queries: int = 200) -> dict:
     return {"build_s": round(build, 2), **_pct(lat)}
 
 
+def bench_fusion(path: str, methods: list[str], judgments: bool, seconds: float, k: int = 10) -> dict:
+    import warnings
+
+    from vitrine.data.catalog import Catalog
+    from vitrine.data.dataset import load_dataset
+    from vitrine.evaluate.metrics import evaluate_rankings
+    from vitrine.evaluate.search import _truth, split_judgments
+    from vitrine.results import top_k
+    from vitrine.retrieve import Retriever
+
+    ds = load_dataset(path)
+    train, test = split_judgments(ds.judgments)
+    truth = _truth(test)  # the same relevance map `vitrine evaluate search` scores against
+    cat = Catalog(ds.products, root=ds.root)
+    t0 = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = Retriever(item_fusion="average").fit(cat)
+    out: dict = {"dataset": str(path), "queries": len(truth), "judgments": judgments,
+                 "fit_s": round(time.time() - t0, 1), "methods": {}}
+    ids = cat.ids
+    allrows = np.arange(len(cat))
+    base = r.baseline_scorers()
+    for m in methods:
+        t0 = time.time()
+        r.item_fusion, r.item_fusion_ = m, m
+        r.fusion_, r.item_index_, r.item_vectors_ = None, None, None
+        if m != "average":
+            r.fusion_seconds = seconds
+            r._fit_modalities(ds.reviews)
+            r._fit_fusion(train if judgments else None)
+        r._build_items()
+        fit_s = time.time() - t0
+        scorers = {name: base[name] for name in ("bm25", "dense", "image") if name in base}
+        if m == "average":
+            iv = r.item_vectors_
+            scorers["item"] = lambda q, rows, iv=iv: iv[rows] @ r._text_vec(q)
+        else:
+            scorers["item"] = r.baseline_scorers()["item"]
+        runs: dict[str, dict[str, list[str]]] = {name: {} for name in [*scorers, "retriever"]}
+        t1 = time.time()
+        for q in truth:
+            for name, fn in scorers.items():
+                runs[name][q] = list(ids[top_k(np.asarray(fn(q, allrows), np.float64), k)])
+            runs["retriever"][q] = list(ids[r.retrieve(q, k=k).rows])
+        res = {name: evaluate_rankings(truth, run, k=k) for name, run in runs.items()}
+        out["methods"][m] = {"fit_s": round(fit_s, 1), "eval_s": round(time.time() - t1, 1),
+                             "weights": r.fusion_.modality_weights() if r.fusion_ is not None else None,
+                             "metrics": res}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -128,7 +192,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-encoders", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--fusion", metavar="DATASET", help="compare item-fusion methods on a dataset's test queries")
+    ap.add_argument("--methods", nargs="+", default=["average", "concat", "weighted", "attention"])
+    ap.add_argument("--judgments", action="store_true", help="train the fusion on split=train judgments too")
+    ap.add_argument("--fusion-seconds", type=float, default=20.0)
     args = ap.parse_args()
+    if args.fusion:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        res = bench_fusion(args.fusion, args.methods, args.judgments, args.fusion_seconds)
+        print(json.dumps(res, indent=None if args.json else 2))
+        return
     import faiss
     import torch
 

@@ -195,3 +195,16 @@ def test_learned_fusion_save_load_and_upsert(fused, shop, tmp_path) -> None:
     assert row in r2._active_top(r2.item_index_, r2._text_vec("quantum flux capacitor"), 5)
     cat.delete("zz1")
     assert row not in r2.retrieve("quantum flux capacitor", k=3).rows
+
+
+def test_set_reviews_drops_an_erased_shoppers_review_vectors(fused, shop, tmp_path) -> None:
+    ds, _, _ = shop
+    r = Retriever.load(_save(fused[0], tmp_path / "r"), Catalog(ds.products, root=ds.root))  # a copy
+    reviewed = np.flatnonzero(r.has_review_)
+    pid = r.catalog_.ids[reviewed[0]]
+    before = r.item_vectors()[reviewed[0]].copy()
+    r.set_reviews(ds.reviews[ds.reviews["product_id"] != pid])
+    assert not r.has_review_[reviewed[0]] and r.has_review_[reviewed[1:]].all()
+    assert not np.allclose(r.item_vectors()[reviewed[0]], before)
+    r.set_reviews(None)
+    assert not r.has_review_.any() and np.isfinite(r.retrieve("red sandals", k=5).sources["item"]).all()

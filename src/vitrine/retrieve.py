@@ -815,6 +815,26 @@ class Retriever:
             raw, _ = numeric_table(self.catalog_.products, self.review_stats_, names=self.numeric_names_)
             self.numeric_ = self.scaler_.transform(raw)
 
+    def set_reviews(self, reviews) -> None:
+        """Replace the review modality from a new reviews table (e.g. after erasing a shopper):
+        pooled review vectors, review statistics and item vectors; the fusion is not retrained."""
+        self._check()
+        if getattr(self, "fusion_", None) is None:
+            return
+        n = len(self.catalog_)
+        vecs, has = pool_reviews(reviews, self.catalog_.ids, self.text_encoder_, max_reviews=self.max_reviews)
+        if vecs is None and "reviews" in self.fusion_.names_:
+            vecs = np.zeros((n, self.fusion_.dims_[self.fusion_.names_.index("reviews")]), np.float32)
+        self.review_vectors_, self.has_review_ = vecs, has
+        self.review_stats_ = None
+        if reviews is not None and len(reviews) and "rating" in reviews:
+            self.review_stats_ = reviews[["product_id", "rating"]].astype({"product_id": str}).copy()
+        if self.scaler_ is not None:
+            raw, _ = numeric_table(self.catalog_.products, self.review_stats_, names=self.numeric_names_)
+            self.numeric_ = self.scaler_.transform(raw)
+        self.item_index_ = None
+        self._build_items()
+
     def remove(self, rows: np.ndarray) -> None:
         """Drop rows from the vector indexes (the catalog's active mask already hides them)."""
         for idx in (getattr(self, "dense_index_", None), getattr(self, "image_index_", None)):
