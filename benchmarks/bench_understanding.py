@@ -24,7 +24,9 @@ in the fusion), and ranks the whole catalog for every split=test query:
 top 10 (RRF of its sources, with the ``item`` source for learned methods),
 beside BM25 and dense text from the same fit. ``--judgments`` also trains
 the fusion on the split=train judgments (what ``Engine.fit`` would do if it
-passed them to ``Retriever.fit``); reviews are always passed when present::
+passed them to ``Retriever.fit``), as does a method name ending in ``+j``
+(``--methods average concat concat+j`` compares both in one fit); reviews
+are always passed when present::
 
     python benchmarks/bench_understanding.py --fusion ../shared/data/homedepot --judgments --json
 """
@@ -156,14 +158,16 @@ def bench_fusion(path: str, methods: list[str], judgments: bool, seconds: float,
     ids = cat.ids
     allrows = np.arange(len(cat))
     base = r.baseline_scorers()
-    for m in methods:
+    for label in methods:
+        # "concat+j": that method trained on the split=train judgments as well, whatever --judgments says.
+        m, use_j = (label[:-2], True) if label.endswith("+j") else (label, judgments)
         t0 = time.time()
         r.item_fusion, r.item_fusion_ = m, m
         r.fusion_, r.item_index_, r.item_vectors_ = None, None, None
         if m != "average":
             r.fusion_seconds = seconds
             r._fit_modalities(ds.reviews)
-            r._fit_fusion(train if judgments else None)
+            r._fit_fusion(train if use_j else None)
         r._build_items()
         fit_s = time.time() - t0
         scorers = {name: base[name] for name in ("bm25", "dense", "image") if name in base}
@@ -179,7 +183,7 @@ def bench_fusion(path: str, methods: list[str], judgments: bool, seconds: float,
                 runs[name][q] = list(ids[top_k(np.asarray(fn(q, allrows), np.float64), k)])
             runs["retriever"][q] = list(ids[r.retrieve(q, k=k).rows])
         res = {name: evaluate_rankings(truth, run, k=k) for name, run in runs.items()}
-        out["methods"][m] = {"fit_s": round(fit_s, 1), "eval_s": round(time.time() - t1, 1),
+        out["methods"][label] = {"fit_s": round(fit_s, 1), "eval_s": round(time.time() - t1, 1),
                              "weights": r.fusion_.modality_weights() if r.fusion_ is not None else None,
                              "metrics": res}
     return out
