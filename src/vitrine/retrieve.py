@@ -437,9 +437,19 @@ class Retriever:
             w = np.exp(np.take_along_axis(sim, nn, 1) / 0.05)
             w /= w.sum(1, keepdims=True)
             borrowed = _unit(np.einsum("rk,rkd->rd", w, self.text_vectors_[donors[nn]]))
+            self._borrow_terms(part, donors[nn], w)
             for r, b in zip(part, base, strict=True):
                 self.raw_image_vectors_[int(r)] = b
             self.image_vectors_[part] = _unit(0.5 * base + borrowed)
+
+    def _borrow_terms(self, rows: np.ndarray, neighbours: np.ndarray, weights: np.ndarray) -> None:
+        """Text-less products also borrow their image-neighbours' visual words (a kNN vote beside the tower's)."""
+        vt = getattr(self, "visual_terms_", None)
+        if vt is None:
+            return
+        uniq, inv = np.unique(neighbours, return_inverse=True)
+        words = vt.targets([visual_text(self.catalog_, int(d)) for d in uniq])
+        vt.borrow(rows, weights, words[inv.reshape(neighbours.shape)])
 
     def _build_items(self, rows: np.ndarray | None = None) -> None:
         """Fused item vectors: the learned fusion's, or the average of text and (tower) image vectors."""

@@ -52,3 +52,16 @@ def test_rows_are_replaced_cleared_and_saved(tmp_path):
     np.testing.assert_allclose(back.score("men red"), vt.score("men red"))
     assert back.score("men")[2] == 0.0
     assert VisualTerms.load(tmp_path / "missing") is None
+
+
+def test_borrow_moves_probability_towards_the_neighbours_words():
+    vt = VisualTerms.build(TEXTS, min_df=3)
+    vt.set_rows(np.arange(2), np.log(np.full((2, len(vt)), 0.2)), n_rows=2)
+    red, navy = vt.vocab_["red"], vt.vocab_["navy"]
+    words = np.zeros((1, 2, len(vt)), np.uint8)
+    words[0, :, red] = 1
+    vt.borrow(np.array([0]), np.array([[0.5, 0.5]]), words, share=0.25)
+    p = np.exp(vt.logp(np.array([0, 1])))
+    assert p[0, red] == pytest.approx(0.75 * 0.2 + 0.25, rel=1e-4)
+    assert p[0, navy] == pytest.approx(0.75 * 0.2, rel=1e-4)
+    assert p[1, red] == pytest.approx(0.2, rel=1e-4)  # other rows untouched

@@ -96,6 +96,20 @@ class VisualTerms:
         self.excess_ = (old + new).tocsc()
         self.floor_[rows] = floor
 
+    def logp(self, rows: np.ndarray) -> np.ndarray:
+        """Dense log-probabilities (len(rows), V) as stored (words not kept read as the floor)."""
+        rows = np.asarray(rows, np.int64)
+        return self.excess_.tocsr()[rows].toarray() + self.floor_[rows][:, None]
+
+    def borrow(self, rows: np.ndarray, weights: np.ndarray, neighbour_words: np.ndarray, share: float = 0.25) -> None:
+        """Mix rows' photo probabilities with their neighbours' words: (1 - share) P + share * sum_k w_k y_k.
+
+        ``weights`` (r, k) sum to one per row; ``neighbour_words`` (r, k, V) multi-hot.
+        """
+        vote = np.einsum("rk,rkv->rv", weights, neighbour_words.astype(np.float32))
+        p = (1 - share) * np.exp(self.logp(rows)) + share * vote
+        self.set_rows(rows, np.log(np.clip(p, 1e-4, 1.0)), n_rows=len(self.floor_))
+
     def clear_rows(self, rows: np.ndarray) -> None:
         rows = np.asarray(rows, np.int64)
         rows = rows[rows < len(self.floor_)]
