@@ -217,3 +217,25 @@ def test_score_candidates_exact_with_truncated_itemknn(split) -> None:
                                full.itemknn_.score(np.asarray(p.rows), np.asarray(p.weights, np.float32),
                                                    len(cat))[rows], rtol=1e-5)
     assert (cut.score_candidates(user, rows) > cut.score_candidates(user, np.flatnonzero(~reach)[:5]).max()).all()
+
+
+def test_title_source_and_candidate_only_low_rank_model() -> None:
+    # two word families: a shopper of "xbox" titles scores an unseen "xbox" title above a "switch" one
+    products = pd.DataFrame({"product_id": [f"p{i}" for i in range(40)],
+                             "title": [f"{'xbox' if i % 2 else 'switch'} game {i}" for i in range(40)]})
+    cat = Catalog(products)
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(80):
+        fam = u % 2
+        for t, i in enumerate(rng.choice(np.arange(fam, 40, 2), 4, replace=False)):
+            rows.append((f"u{u}", f"p{i}", pd.Timestamp("2024-01-01") + pd.Timedelta(hours=t)))
+    ev = pd.DataFrame(rows, columns=["user_id", "product_id", "timestamp"]).assign(event="purchase")
+    p = Personalizer(**{**FAST, "tune_users": 80}).fit(ev, cat)
+    assert "title" in p._active() and "mf" in p.weights_
+    assert p.weights_["mf"] == 0.0  # the full-ranking blend never uses the candidate-only model
+    user = "u1"  # bought odd rows ("xbox")
+    z = p._source_scores(np.array([1, 3]), np.ones(2, np.float32), {"als": None, "mf": None, "sasrec": None},
+                         ("title",))["title"]
+    assert z[5] > z[4]
+    assert p.score_candidates(user, np.array([4, 5])).shape == (2,)

@@ -10,6 +10,7 @@ TF-IDF weighted, L2-normalised sparse rows, and into a small dense projection
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +85,29 @@ def product_tokens(catalog: Catalog, rows: np.ndarray, bands: np.ndarray) -> lis
     return out
 
 
+WORD = re.compile(r"\w\w+")
+
+
+def title_tokens(catalog: Catalog, rows: np.ndarray, bands: np.ndarray) -> list[list[str]]:
+    """Lower-cased title words (two characters or more) of each product row."""
+    p = catalog.products
+    if "title" not in p.columns:
+        return [[] for _ in rows]
+    return [["word:" + w for w in WORD.findall(_s(p["title"].iat[r]).lower())] for r in rows]
+
+
+TOKENIZERS = {"attributes": product_tokens, "title": title_tokens}
+
+
 class ContentEncoder:
-    """Sparse attribute vectors and a dense projection of them.
+    """Sparse attribute (or title-word) vectors and a dense projection of them.
 
     Parameters
     ----------
     dims : size of the dense projection (truncated SVD of the sparse rows).
+    kind : "attributes" (category prefixes, brand, colour, tags, price band)
+        or "title" (title words).
+    min_df : tokens of fewer products are dropped (1 keeps all).
 
     Attributes
     ----------
@@ -100,16 +118,26 @@ class ContentEncoder:
     bands_ : array (n_products,), price band of each product (-1 unknown).
     """
 
-    def __init__(self, *, dims: int = 64) -> None:
-        self.dims = dims
+    def __init__(self, *, dims: int = 64, kind: str = "attributes", min_df: int = 1) -> None:
+        self.dims, self.kind, self.min_df = dims, kind, min_df
+
+    def _tokens(self, catalog: Catalog, rows: np.ndarray, bands: np.ndarray) -> list[list[str]]:
+        if self.kind not in TOKENIZERS:
+            raise ValueError(f"unknown content kind {self.kind!r}; choose from {sorted(TOKENIZERS)}")
+        return TOKENIZERS[self.kind](catalog, rows, bands)
 
     def fit(self, catalog: Catalog) -> ContentEncoder:
         self.bands_, self.edges_ = price_bands(catalog)
-        toks = product_tokens(catalog, np.arange(len(catalog)), self.bands_)
+        toks = self._tokens(catalog, np.arange(len(catalog)), self.bands_)
+        df: dict[str, int] = {}
+        for t in toks:
+            for w in set(t):
+                df[w] = df.get(w, 0) + 1
         vocab: dict[str, int] = {}
         for t in toks:
             for w in t:
-                vocab.setdefault(w, len(vocab))
+                if df[w] >= self.min_df:
+                    vocab.setdefault(w, len(vocab))
         self.vocab_ = vocab
         raw = self._raw(toks)
         df = np.asarray((raw > 0).sum(axis=0)).ravel()
@@ -158,7 +186,7 @@ class ContentEncoder:
         rows = np.arange(n0, len(catalog))
         bands, _ = price_bands(catalog, self.edges_)
         self.bands_ = np.concatenate([self.bands_, bands[rows]])
-        toks = product_tokens(catalog, rows, bands)
+        toks = self._tokens(catalog, rows, bands)
         self.matrix_ = sp.vstack([self.matrix_, self._weight(self._raw(toks))]).tocsr()
         return rows
 
@@ -170,26 +198,26 @@ class ContentEncoder:
             return
         bands, _ = price_bands(catalog, self.edges_)
         self.bands_[rows] = bands[rows]
-        new = self._weight(self._raw(product_tokens(catalog, rows, bands))).tolil()
+        new = self._weight(self._raw(self._tokens(catalog, rows, bands))).tolil()
         m = self.matrix_.tolil()
         for j, r in enumerate(rows):
             m[r] = new[j]
         self.matrix_ = m.tocsr()
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, name: str = "content") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         m = self.matrix_
-        np.savez(folder / "content.npz", data=m.data, indices=m.indices, indptr=m.indptr,
+        np.savez(folder / f"{name}.npz", data=m.data, indices=m.indices, indptr=m.indptr,
                  shape=np.asarray(m.shape), idf=self.idf_, basis=self.basis_, bands=self.bands_)
-        (folder / "content.json").write_text(json.dumps({"dims": self.dims, "vocab": self.vocab_,
-                                                         "edges": self.edges_}))
+        (folder / f"{name}.json").write_text(json.dumps({"dims": self.dims, "kind": self.kind, "min_df": self.min_df,
+                                                         "vocab": self.vocab_, "edges": self.edges_}))
 
     @classmethod
-    def load(cls, folder: Path) -> ContentEncoder:
-        meta = json.loads((folder / "content.json").read_text())
-        self = cls(dims=meta["dims"])
+    def load(cls, folder: Path, name: str = "content") -> ContentEncoder:
+        meta = json.loads((folder / f"{name}.json").read_text())
+        self = cls(dims=meta["dims"], kind=meta.get("kind", "attributes"), min_df=meta.get("min_df", 1))
         self.vocab_, self.edges_ = meta["vocab"], meta["edges"]
-        z = np.load(folder / "content.npz", allow_pickle=False)
+        z = np.load(folder / f"{name}.npz", allow_pickle=False)
         self.matrix_ = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
         self.idf_, self.basis_, self.bands_ = z["idf"], z["basis"], z["bands"]
         return self

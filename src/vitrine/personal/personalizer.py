@@ -12,6 +12,7 @@ live profile:
 ``mf``          low-rank ALS (16 factors): broad taste, robust against random candidates
 ``sasrec``      self-attention next-item model over the recent sequence
 ``content``     attribute profile (category, brand, colour, tags, price band)
+``title``       title-word profile (TF-IDF of words shared by two or more products)
 ``vector``      product vectors of the retriever (only when given to fit)
 ``popularity``  event-weighted popularity (log)
 ==============  ==============================================================
@@ -43,9 +44,14 @@ from vitrine.personal.content import ContentEncoder
 from vitrine.personal.profiles import ATTRIBUTES, AttributeCodes, Profile, Profiles
 from vitrine.results import top_k
 
-SOURCES = ("itemknn", "userknn", "transitions", "seqknn", "als", "mf", "sasrec", "content", "vector", "popularity")
-DEFAULT_BLEND = {"itemknn": 1.0, "userknn": 0.25, "transitions": 0.5, "seqknn": 0.5, "als": 0.5, "mf": 0.25,
-                 "sasrec": 1.0, "content": 0.1, "vector": 0.1, "popularity": 0.1}
+SOURCES = ("itemknn", "userknn", "transitions", "seqknn", "als", "mf", "sasrec", "content", "title", "vector",
+           "popularity")
+DEFAULT_BLEND = {"itemknn": 1.0, "userknn": 0.25, "transitions": 0.5, "seqknn": 0.5, "als": 0.5, "mf": 0.0,
+                 "sasrec": 1.0, "content": 0.1, "title": 0.1, "vector": 0.1, "popularity": 0.1}
+#: Sources only the candidate-list blend uses (the full-ranking blend keeps weight 0: a low-rank
+#: model ranks random candidates well but dilutes the head of a full-catalog ranking).
+CANDIDATE_ONLY = ("mf",)
+SAMPLED_SETS = 3  # random candidate lists per tuning shopper for the sampled objective
 MF_PARAMS = {"factors": 16, "regularization": 0.1, "alpha": 20.0, "iterations": 15}
 TIE_BREAK = 1e-3  # popularity z-score added in score_candidates so that exact ties fall back to popularity
 BEHAVIOUR = ("itemknn", "userknn", "transitions", "seqknn", "sasrec", "popularity")
@@ -164,6 +170,7 @@ class Personalizer:
         self.timings_: dict[str, float] = {}
         t = time.time()
         self.content_ = ContentEncoder().fit(catalog)
+        self.title_ = ContentEncoder(dims=0, kind="title", min_df=2).fit(catalog)
         self.codes_ = AttributeCodes()
         self.codes_.update(catalog, self.content_.bands_)
         self.vectors_ = None
@@ -210,6 +217,8 @@ class Personalizer:
         act = [s for s in self.sources if s in SOURCES]
         if self.vectors_ is None and "vector" in act:
             act.remove("vector")
+        if "title" in act and not getattr(getattr(self, "title_", None), "vocab_", None):
+            act.remove("title")  # no titles (or none shared by two products)
         return tuple(act)
 
     def _fit_sources(self, rows: list[np.ndarray], wts: list[np.ndarray], seq_budget: float,
@@ -288,9 +297,13 @@ class Personalizer:
             cand.discard(int(target))
             cand = np.asarray([int(target), *sorted(cand)], dtype=np.int64)
             blocks.append(mat[:, cand].T)
-            negs = rng.choice(self.n_items_, size=40, replace=False)
-            negs = negs[np.isfinite(mat[0, negs]) & (negs != target)][:19]
-            sampled.append(np.concatenate([mat[:, [int(target)]], mat[:, negs]], axis=1).T)
+            # SAMPLED_SETS lists of the held-out product and 19 random products (less noise than one)
+            negs = rng.choice(self.n_items_, size=min(self.n_items_, 40 * SAMPLED_SETS), replace=False)
+            negs = negs[np.isfinite(mat[0, negs]) & (negs != target)]
+            for part in range(SAMPLED_SETS):
+                sel = negs[19 * part: 19 * (part + 1)]
+                if part == 0 or len(sel) == 19:
+                    sampled.append(np.concatenate([mat[:, [int(target)]], mat[:, sel]], axis=1).T)
         width = max(b.shape[0] for b in blocks)
         z = np.full((len(blocks), width, len(act)), -np.inf, dtype=np.float32)
         for j, b in enumerate(blocks):
@@ -313,7 +326,8 @@ class Personalizer:
 
         def few(wv: np.ndarray) -> float:
             s = zs @ wv
-            rank = (s[:, 1:] > s[:, :1]).sum(axis=1)
+            # a tie counts half: the evaluation breaks ties at random, not for the held-out product
+            rank = (s[:, 1:] > s[:, :1]).sum(axis=1) + 0.5 * (s[:, 1:] == s[:, :1]).sum(axis=1)
             return float(np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0).mean())
 
         w0 = np.array([self.weights_[s] for s in act], dtype=np.float32)
@@ -326,11 +340,13 @@ class Personalizer:
                 return few(wv)
             return full(wv) / f0 + few(wv) / s0
 
-        def ascend(objective, w: np.ndarray) -> tuple[np.ndarray, float]:
-            """Coordinate ascent over GRID, three sweeps."""
+        def ascend(objective, w: np.ndarray, fixed: tuple[str, ...] = ()) -> tuple[np.ndarray, float]:
+            """Coordinate ascent over GRID, three sweeps (sources in ``fixed`` keep their weight)."""
             best = objective(w)
             for _ in range(3):
                 for i in range(len(act)):
+                    if act[i] in fixed:
+                        continue
                     for g in GRID:
                         cand = w.copy()
                         cand[i] = g
@@ -341,8 +357,9 @@ class Personalizer:
                             best, w = v, cand
             return w, best
 
+        w0[[i for i, s in enumerate(act) if s in CANDIDATE_ONLY]] = 0.0
         start = ndcg(w0)
-        w, best = ascend(ndcg, w0.copy())
+        w, best = ascend(ndcg, w0.copy(), fixed=CANDIDATE_ONLY)
         # the candidate-list blend starts from the tuned one and climbs the sampled objective
         wc, _ = ascend(few, w.copy())
         self.weights_ = {s: float(x) for s, x in zip(act, w, strict=True)}
@@ -363,6 +380,8 @@ class Personalizer:
         if n_new <= 0:
             return
         rows = self.content_.extend(self.catalog_)
+        if hasattr(self, "title_"):
+            self.title_.extend(self.catalog_)
         self.codes_.update(self.catalog_, self.content_.bands_)
         self.popularity_ = self.pop_source_ = np.concatenate([self.popularity_, np.zeros(n_new, np.float32)])
         if self.vectors_ is not None:
@@ -382,6 +401,8 @@ class Personalizer:
         self._sync()
         if rows is not None:
             self.content_.refresh(self.catalog_, np.asarray(rows))
+            if hasattr(self, "title_"):
+                self.title_.refresh(self.catalog_, np.asarray(rows))
             self.codes_.update(self.catalog_, self.content_.bands_)
         if item_vectors is not None and self.vectors_ is not None and len(item_vectors) == self.n_items_:
             v = np.asarray(item_vectors, dtype=np.float32)
@@ -439,13 +460,17 @@ class Personalizer:
                 hw = history_weights(wts, 0.9, 50)
                 prof = self.content_.matrix_[rows].T @ hw
                 v = np.asarray(self.content_.matrix_[:n] @ prof).ravel()
+            elif s == "title":
+                hw = history_weights(wts, 0.9, 50)
+                prof = self.title_.matrix_[rows].T @ hw
+                v = np.asarray(self.title_.matrix_[:n] @ prof).ravel()
             elif s == "vector":
                 hw = history_weights(wts, 0.9, 50)
                 v = self.vectors_[:n] @ (self.vectors_[rows].T @ hw)
             else:  # pragma: no cover - guarded by _active
                 raise ValueError(f"unknown source {s!r}")
             out[s] = _zscore(v)
-        like = [out[s] for s in ("content", "vector", "als", "mf") if s in out]
+        like = [out[s] for s in ("content", "title", "vector", "als", "mf") if s in out]
         cold = np.resize(self.cold_, n) if len(self.cold_) != n else self.cold_
         if len(self.cold_) < n:
             cold[len(self.cold_):] = True
@@ -677,6 +702,8 @@ class Personalizer:
         np.save(folder / "cold.npy", self.cold_, allow_pickle=False)
         self.profiles_.save(folder / "profiles.json")
         self.content_.save(folder)
+        if hasattr(self, "title_"):
+            self.title_.save(folder, name="title")
         if self.vectors_ is not None:
             np.save(folder / "vectors.npy", self.vectors_, allow_pickle=False)
         for name in ("itemknn_", "userknn_", "transitions_", "seqknn_", "als_"):
@@ -719,6 +746,8 @@ class Personalizer:
         self.cold_ = np.load(folder / "cold.npy", allow_pickle=False)
         self.profiles_ = Profiles.load(folder / "profiles.json")
         self.content_ = ContentEncoder.load(folder)
+        if (folder / "title.json").exists():
+            self.title_ = ContentEncoder.load(folder, name="title")
         self.vectors_ = np.load(folder / "vectors.npy") if (folder / "vectors.npy").exists() else None
         if (folder / "itemknn.npz").exists():
             self.itemknn_ = ItemKNN(**(self.knn_params or {})).load_state(folder)
