@@ -90,6 +90,10 @@ def one_native_thread() -> None:
     if getattr(_thread, "limited", False):
         return
     _thread.limited = True
+    # threadpoolctl limits the libraries loaded now: load the engine's first.
+    for name in ("faiss", "lightgbm", "torch"):
+        with contextlib.suppress(ImportError):
+            __import__(name)
     try:
         from threadpoolctl import threadpool_limits
 
