@@ -52,11 +52,12 @@ from vitrine.index.vector import VectorIndex
 from vitrine.results import Candidates, top_k
 
 TEXT_FIELDS = ("title", "brand", "category", "color", "tags", "description")
-SOURCES = ("lexical", "dense", "image", "popularity", "item")
+SOURCES = ("lexical", "ngram", "dense", "image", "popularity", "item")
+NGRAM_FIELDS = {"title": 1.0}  # typo-tolerant matching where it matters most
 FUSIONS = ("rrf", "zsum")
 ITEM_FUSIONS = ("average",) + FUSION_METHODS
 QUERY_CACHE_SIZE = 4096  # query vectors kept (text and image query vectors together)
-DEFAULT_WEIGHTS = {"lexical": 1.0, "dense": 1.0, "image": 1.0, "popularity": 0.0, "item": 1.0}
+DEFAULT_WEIGHTS = {"lexical": 1.0, "ngram": 0.5, "dense": 1.0, "image": 1.0, "popularity": 0.0, "item": 1.0}
 
 
 def product_doc(catalog: Catalog, i: int) -> dict[str, str]:
@@ -109,7 +110,7 @@ def rrf_scores(sources: dict[str, np.ndarray], weights: dict[str, float], k: int
             continue
         v = np.asarray(v, np.float64)
         ok = np.isfinite(v)
-        if name == "lexical":
+        if name in ("lexical", "ngram"):
             ok &= v > 0
         idx = np.flatnonzero(ok)
         order = idx[np.lexsort((idx, -v[idx]))]
@@ -172,6 +173,8 @@ class Retriever:
     weights : source -> weight in the fused score.
     propagate : neighbours (by image) whose text enriches the image vector of
         a product that has no text; 0 turns it off.
+    ngram : also index titles by character trigrams (source ``ngram``:
+        BM25 over trigrams, so misspelled query words still match).
     visual_terms : the tower also learns P(word | photo) for the frequent words
         of products' visual text (:mod:`vitrine.features.visual_terms`); a
         text query's image score adds the mean log-probability of its words.
@@ -216,6 +219,7 @@ class Retriever:
         weights: dict[str, float] | None = None,
         propagate: int = 10,
         visual_terms: bool = True,
+        ngram: bool = True,
         item_fusion: str | None = None,
         fusion_seconds: float = 20.0,
         fusion_pseudo: int = 2000,
@@ -233,6 +237,7 @@ class Retriever:
         self.weights = weights
         self.propagate = propagate
         self.visual_terms = visual_terms
+        self.ngram = ngram
         self.item_fusion = item_fusion
         self.fusion_seconds = fusion_seconds
         self.fusion_pseudo = fusion_pseudo
@@ -287,7 +292,10 @@ class Retriever:
         self._resolve()
         self.catalog_ = catalog
         n = len(catalog)
-        self.lexical_ = BM25Index().fit([product_doc(catalog, i) for i in range(n)])
+        docs = [product_doc(catalog, i) for i in range(n)]
+        self.lexical_ = BM25Index().fit(docs)
+        self.ngram_ = BM25Index(fields=NGRAM_FIELDS, analyzer="char3").fit(docs) if self.ngram else None
+        del docs
         self.popularity_ = popularity_prior(catalog)
         self._qcache: OrderedDict = OrderedDict()
         # dense text
@@ -579,6 +587,8 @@ class Retriever:
         out: dict[str, np.ndarray] = {}
         q = qs["text"]
         out["lexical"] = (self.lexical_.score(q)[rows] if q else np.zeros(len(rows), np.float32)).astype(np.float32)
+        if getattr(self, "ngram_", None) is not None:
+            out["ngram"] = (self.ngram_.score(q)[rows] if q else np.zeros(len(rows), np.float32)).astype(np.float32)
         if self.text_vectors_ is not None:
             d = self.text_vectors_[rows] @ qs["dense"] if qs["dense"] is not None else np.zeros(len(rows), np.float32)
             out["dense"] = np.where(self.has_text_[rows], d, np.nan).astype(np.float32)
@@ -635,6 +645,11 @@ class Retriever:
             bm = np.where(active[: len(bm)], bm, 0)
             matched = np.flatnonzero(bm > 0)
             pools.append(matched[top_k(bm[matched], n)])
+            if getattr(self, "ngram_", None) is not None:
+                ng = self.ngram_.score(query_text)
+                ng = np.where(active[: len(ng)], ng, 0)
+                matched = np.flatnonzero(ng > 0)
+                pools.append(matched[top_k(ng[matched], n)])
         pools.append(self._active_top(getattr(self, "dense_index_", None), qs["dense"], n))
         pools.append(self._active_top(getattr(self, "image_index_", None), qs["image"], n))
         pools.append(self._visual_term_top(query_text, active, n))
@@ -734,10 +749,13 @@ class Retriever:
         rows = np.asarray(rows, np.int64)
         for row in rows:
             doc = product_doc(self.catalog_, int(row))
-            if row < self.lexical_.n_docs_:
-                self.lexical_.replace(int(row), doc)
-            else:
-                self.lexical_.append([doc])
+            for index in (self.lexical_, getattr(self, "ngram_", None)):
+                if index is None:
+                    continue
+                if row < index.n_docs_:
+                    index.replace(int(row), doc)
+                else:
+                    index.append([doc])
         n = len(self.catalog_)
         grow = n - len(self.popularity_)
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(max(0, grow), np.float32)])
@@ -856,6 +874,8 @@ class Retriever:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.lexical_.save(folder / "lexical")
+        if getattr(self, "ngram_", None) is not None:
+            self.ngram_.save(folder / "ngram")
         np.save(folder / "popularity.npy", self.popularity_, allow_pickle=False)
         np.save(folder / "has_text.npy", self.has_text_, allow_pickle=False)
         np.save(folder / "has_image.npy", self.has_image_, allow_pickle=False)
@@ -877,7 +897,7 @@ class Retriever:
         if getattr(self, "fusion_", None) is not None:
             self._save_fusion(folder / "fusion")
         params = {k: getattr(self, k) for k in ("depth", "text_model", "image_model", "image_size", "tower_seconds",
-                                                  "tower_epochs", "fusion", "weights", "propagate", "visual_terms", "item_fusion",
+                                                  "tower_epochs", "fusion", "weights", "propagate", "visual_terms", "ngram", "item_fusion",
                                                   "fusion_seconds", "fusion_pseudo", "max_reviews", "cache_dir",
                                                   "device")}
         fitted = {"text_model_": self.text_model_, "image_model_": self.image_model_, "device_": self.device_,
@@ -937,6 +957,7 @@ class Retriever:
         self.catalog_ = catalog
         self._qcache = OrderedDict()
         self.lexical_ = BM25Index.load(folder / "lexical")
+        self.ngram_ = BM25Index.load(folder / "ngram") if (folder / "ngram").exists() else None
         self.popularity_ = np.load(folder / "popularity.npy", allow_pickle=False)
         n = len(self.popularity_)
         ht, hi = folder / "has_text.npy", folder / "has_image.npy"

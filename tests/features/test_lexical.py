@@ -48,3 +48,23 @@ def test_save_load(tmp_path) -> None:
     idx.save(tmp_path / "lex")
     back = BM25Index.load(tmp_path / "lex")
     np.testing.assert_allclose(back.score("red shoes"), idx.score("red shoes"))
+
+
+def test_char_trigrams_mark_word_boundaries() -> None:
+    from vitrine.features.lexical import char_trigrams
+
+    assert char_trigrams("Sinks") == ["#si", "sin", "ink", "nk#"]  # plural stemmed like the word analyzer
+    assert char_trigrams("a") == []  # stopword
+
+
+def test_trigram_index_matches_a_misspelled_word_that_word_bm25_misses(tmp_path) -> None:
+    docs = [{"title": "vacuum cleaner bags"}, {"title": "toilet seat"}, {"title": "garden hose"}]
+    word = BM25Index(fields={"title": 1.0}).fit(docs)
+    tri = BM25Index(fields={"title": 1.0}, analyzer="char3").fit(docs)
+    assert word.score("vaccum").max() == 0
+    s = tri.score("vaccum")
+    assert s.argmax() == 0 and s[0] > 0 and s[2] == 0
+    assert tri.score("toliet").argmax() == 1
+    tri.save(tmp_path / "tri")
+    back = BM25Index.load(tmp_path / "tri")
+    np.testing.assert_allclose(back.score("toliet seat"), tri.score("toliet seat"))

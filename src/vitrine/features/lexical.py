@@ -57,6 +57,22 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def char_trigrams(text: str) -> list[str]:
+    """Character trigrams of each token, with word boundaries marked ("#sink#" -> "#si", "sin", "ink", "nk#").
+
+    A misspelled query word ("vaccum", "toliet") still shares most trigrams with
+    the right one, which whole-word BM25 cannot see.
+    """
+    out = []
+    for w in tokenize(text):
+        w = f"#{w}#"
+        out.extend(w[i: i + 3] for i in range(max(1, len(w) - 2)))
+    return out
+
+
+ANALYZERS = {"word": tokenize, "char3": char_trigrams}
+
+
 class BM25Index:
     """Field-weighted BM25 with incremental appends.
 
@@ -65,6 +81,7 @@ class BM25Index:
     fields : field name -> weight; a document's score is the weighted sum of
         per-field BM25 scores.
     k1, b : BM25 saturation and length normalisation.
+    analyzer : "word" (:func:`tokenize`) or "char3" (:func:`char_trigrams`).
 
     Attributes
     ----------
@@ -72,10 +89,15 @@ class BM25Index:
     matrices_ : field -> CSC matrix (n_docs, n_terms) of precomputed scores.
     """
 
-    def __init__(self, *, fields: dict[str, float] | None = None, k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(self, *, fields: dict[str, float] | None = None, k1: float = 1.2, b: float = 0.75,
+                 analyzer: str = "word") -> None:
         self.fields = fields
         self.k1 = k1
         self.b = b
+        self.analyzer = analyzer
+
+    def _tokens(self, text: str) -> list[str]:
+        return ANALYZERS[getattr(self, "analyzer", "word")](text)
 
     def _counts_vocab(self, token_lists):
         rows, cols, tf = [], [], []
@@ -97,7 +119,7 @@ class BM25Index:
         return sp.csc_matrix((w, (rows, cols)), shape=(len(lens), len(self.vocab_)), dtype=np.float32)
 
     def _rebuild_vocab_tokens(self, docs, f):
-        toks = [tokenize(d.get(f) or "") for d in docs]
+        toks = [self._tokens(d.get(f) or "") for d in docs]
         for ts in toks:
             for t in ts:
                 self.vocab_.setdefault(t, len(self.vocab_))
@@ -150,7 +172,7 @@ class BM25Index:
 
     def score_fields(self, query: str) -> dict[str, np.ndarray]:
         """Per-field BM25 scores of every document, each of shape (n_docs,)."""
-        cols = [self.vocab_[t] for t in tokenize(query) if t in self.vocab_]
+        cols = [self.vocab_[t] for t in self._tokens(query) if t in self.vocab_]
         out = {}
         for f, m in self.matrices_.items():
             if cols:
@@ -172,7 +194,7 @@ class BM25Index:
 
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "bm25_params.json").write_text(json.dumps(
-            {"fields": self.fields_, "k1": self.k1, "b": self.b, "n_docs": self.n_docs_,
+            {"fields": self.fields_, "k1": self.k1, "b": self.b, "analyzer": self.analyzer, "n_docs": self.n_docs_,
              "avgdl": {f: s["avgdl"] for f, s in self.stats_.items()}}))
         (folder / "bm25_vocab.json").write_text(json.dumps(self.vocab_, ensure_ascii=False))
         for f, m in self.matrices_.items():
@@ -184,7 +206,7 @@ class BM25Index:
         import json
 
         p = json.loads((folder / "bm25_params.json").read_text())
-        self = cls(fields=p["fields"], k1=p["k1"], b=p["b"])
+        self = cls(fields=p["fields"], k1=p["k1"], b=p["b"], analyzer=p.get("analyzer", "word"))
         self.fields_ = p["fields"]
         self.n_docs_ = p["n_docs"]
         self.vocab_ = json.loads((folder / "bm25_vocab.json").read_text())
