@@ -190,6 +190,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--ingest-concurrency", type=int, default=2)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--skip-ingest", action="store_true", help="search runs only (the home's store is not written)")
     args = ap.parse_args()
 
     import pandas as pd
@@ -227,32 +228,42 @@ def main() -> None:
         asyncio.run(load_search(server.url, queries, users, 2, 3.0, True, 0))  # warm-up
         for c in [int(x) for x in args.concurrency.split(",")]:
             for facets in (True, False):
+                load_before = os.getloadavg()[0]
                 s = asyncio.run(load_search(server.url, queries, users, c, args.duration, facets, c))
-                s.update({"concurrency": c, "facets": facets})
+                # Other work on the machine shares the cores with the server and this client.
+                s.update({"concurrency": c, "facets": facets,
+                          "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
                 report["search"].append(s)
                 print(json.dumps(s), file=sys.stderr)
-        stats, acked = asyncio.run(load_events(server.url, key, pids, users, args.events, args.batch,
-                                               args.ingest_concurrency, tag))
-        report["ingest"] = stats
+        if not args.skip_ingest:
+            stats, acked = asyncio.run(load_events(server.url, key, pids, users, args.events, args.batch,
+                                                   args.ingest_concurrency, tag))
+            report["ingest"] = stats
     finally:
         server.stop()
         KeyStore(home).revoke("bench")
-    import duckdb
+    if report["ingest"] is not None:
+        import duckdb
 
-    con = duckdb.connect(str(home / "store.duckdb"), read_only=True)
-    stored = con.execute("SELECT count(*) FROM events WHERE request_id LIKE ?", [tag + "-%"]).fetchone()[0]
-    con.close()
-    report["ingest"]["events_stored"] = int(stored)
-    report["ingest"]["lost"] = len(set(acked)) - int(stored) if stored <= len(acked) else 0
+        con = duckdb.connect(str(home / "store.duckdb"), read_only=True)
+        stored = con.execute("SELECT count(*) FROM events WHERE request_id LIKE ?", [tag + "-%"]).fetchone()[0]
+        con.close()
+        report["ingest"]["events_stored"] = int(stored)
+        report["ingest"]["lost"] = len(set(acked)) - int(stored) if stored <= len(acked) else 0
 
     print(f"\nshop: {report['shop']['products']} products, {report['shop']['users']} shoppers, "
           f"{report['shop']['queries']} queries; {report['cpus']} CPUs; server start {report.get('startup_s')} s\n")
-    print("| run | conn | facets | req | errors | req/s | p50 ms | p90 ms | p99 ms |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| run | conn | facets | req | errors | req/s | p50 ms | p90 ms | p99 ms | load before, after |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for s in report["search"]:
         print(f"| /search personalized | {s['concurrency']} | {s['facets']} | {s['requests']} | {s['errors']} | "
-              f"{s['rps']} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} |")
+              f"{s['rps']} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} | "
+              f"{s['load_1min'][0]}, {s['load_1min'][1]} |")
     i = report["ingest"]
+    if i is None:
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+        return
     print(f"\n| ingest | batch | conn | events acked | stored | lost | events/s | errors | p50 ms/batch | p99 ms/batch |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| POST /events | {i['batch']} | {args.ingest_concurrency} | {i['events_acked']} | {i['events_stored']} | "

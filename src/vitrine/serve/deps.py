@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vitrine.engine import Engine
@@ -14,14 +15,18 @@ from vitrine.serve.state import AppState
 bearer = HTTPBearer(auto_error=False, description="an API key from `vitrine keys create NAME`")
 
 
-def get_state(request: Request) -> AppState:
+# Dependencies that only read attributes are ``async``: FastAPI runs a plain
+# ``def`` dependency in the thread pool, a hand-off per dependency per request.
+
+
+async def get_state(request: Request) -> AppState:
     return request.app.state.vitrine
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_engine(state: StateDep) -> Engine:
+async def get_engine(state: StateDep) -> Engine:
     """The engine serving this request (read once, so a reload never splits a request)."""
     engine = state.engine
     if engine is None:
@@ -43,18 +48,18 @@ def _check_key(state: AppState, creds: HTTPAuthorizationCredentials | None) -> K
     return info
 
 
-def require_key(state: StateDep,
-                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> KeyInfo:
+async def require_key(state: StateDep,
+                      creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> KeyInfo:
     """Every write needs a valid key."""
-    return _check_key(state, creds)
+    return await run_in_threadpool(_check_key, state, creds)  # reads the key file when it changed
 
 
-def require_read(state: StateDep,
-                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> KeyInfo | None:
+async def require_read(state: StateDep,
+                       creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> KeyInfo | None:
     """Reads are open unless ``settings.open_reads`` is False."""
     if state.settings.open_reads:
         return None
-    return _check_key(state, creds)
+    return await run_in_threadpool(_check_key, state, creds)
 
 
 WriteKey = Depends(require_key)
