@@ -56,7 +56,7 @@ MF_PARAMS = {"factors": 16, "regularization": 0.1, "alpha": 20.0, "iterations": 
 TIE_BREAK = 1e-3  # popularity z-score added in score_candidates so that exact ties fall back to popularity
 BEHAVIOUR = ("itemknn", "userknn", "transitions", "seqknn", "sasrec", "popularity")
 GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
-
+CANDIDATE_GRID = (*GRID, 8.0, 12.0)  # the candidate blend leans on few sources: room above 6
 #: Feature names of :meth:`Personalizer.features` (stable; the ranker reads them by name).
 FEATURES = (
     "personal_blend", "personal_itemknn", "personal_userknn", "personal_transitions", "personal_seqknn", "personal_als",
@@ -340,14 +340,15 @@ class Personalizer:
                 return few(wv)
             return full(wv) / f0 + few(wv) / s0
 
-        def ascend(objective, w: np.ndarray, fixed: tuple[str, ...] = ()) -> tuple[np.ndarray, float]:
-            """Coordinate ascent over GRID, three sweeps (sources in ``fixed`` keep their weight)."""
+        def ascend(objective, w: np.ndarray, fixed: tuple[str, ...] = (),
+                   grid: tuple[float, ...] = GRID) -> tuple[np.ndarray, float]:
+            """Coordinate ascent over ``grid``, three sweeps (sources in ``fixed`` keep their weight)."""
             best = objective(w)
             for _ in range(3):
                 for i in range(len(act)):
                     if act[i] in fixed:
                         continue
-                    for g in GRID:
+                    for g in grid:
                         cand = w.copy()
                         cand[i] = g
                         if not cand.any():
@@ -361,7 +362,7 @@ class Personalizer:
         start = ndcg(w0)
         w, best = ascend(ndcg, w0.copy(), fixed=CANDIDATE_ONLY)
         # the candidate-list blend starts from the tuned one and climbs the sampled objective
-        wc, _ = ascend(few, w.copy())
+        wc, _ = ascend(few, w.copy(), grid=CANDIDATE_GRID)
         self.weights_ = {s: float(x) for s, x in zip(act, w, strict=True)}
         self.candidate_weights_ = {s: float(x) for s, x in zip(act, wc, strict=True)}
         self.tuning_ = {"users": len(pick), "objective": self.tune_objective, "start": start, "best": best,
