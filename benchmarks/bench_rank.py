@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_rank.py [--products 2000 --users 1000 --seed 1 --pages 3000 --requests 200]
         [--seeds 0 1 2] [--neural] [--neural-seconds 300] [--skip-ablations]
+    .venv/bin/python benchmarks/bench_rank.py --dataset ../shared/data/homedepot [--max-queries 1500]
 
 Prints one JSON object: the propensity estimate's largest error against
 truth/propensities.json, and NDCG@10 against the hidden utilities (gain = the
@@ -23,6 +24,10 @@ With ``--seeds``, the full and the neural ranker are fit once per ranker
 seed: ``ndcg@10`` is their mean over seeds, ``per_seed`` each one, and
 ``neural_minus_full`` the paired difference over requests (each request
 averaged over seeds) with a normal 95% interval.
+
+``--dataset DIR`` instead fits the LightGBM and the neural ranker on a
+dataset's split=train judgments and compares them (and BM25) on the
+split=test queries' judged products (rerank), with one shared retriever.
 """
 
 from __future__ import annotations
@@ -125,6 +130,45 @@ def timed_fit(ranker, engine, train) -> tuple[SearchRanker, dict]:
     return ranker, {"seconds": round(time.time() - t0, 1), "peak_rss_above_start_mb": round((peak[0] - base) / 2**20)}
 
 
+def judged_rerank(path: Path, pages: int, max_queries: int, neural_seconds: float, seed: int) -> dict:
+    """LightGBM and neural ranker side by side on a dataset with judgments
+    (rerank protocol: each split=test query's judged products), one retriever
+    (BM25 + dense text from the on-disk embedding cache, no images) for both."""
+    from vitrine.data.catalog import Catalog
+    from vitrine.engine import Engine
+    from vitrine.evaluate.metrics import evaluate_rankings
+    from vitrine.evaluate.search import split_judgments
+    from vitrine.personal import Personalizer
+    from vitrine.retrieve import Retriever
+
+    ds = load_dataset(path)
+    train_j, test_j = split_judgments(ds.judgments)
+    train = Dataset(products=ds.products, events=ds.events, reviews=ds.reviews, judgments=train_j, root=ds.root,
+                    meta=ds.meta)
+    e = Engine(home=Path(tempfile.mkdtemp(prefix="bench_rank-home-")))
+    t0 = time.time()
+    e.catalog_ = Catalog(ds.products, root=ds.root)
+    e.retriever_ = Retriever(image_model="none").fit(e.catalog_)
+    e.personal_ = Personalizer(sources=("popularity",), tune=False).fit(None, e.catalog_)
+    out: dict = {"retriever_seconds": round(time.time() - t0, 1), "fit": {}, "ndcg@10": {}}
+    truth = {q: dict(zip(g["product_id"], g["grade"], strict=True)) for q, g in test_j.groupby("query")}
+    ids = e.catalog_.ids
+    base = {q: e.catalog_.indices(list(t)) for q, t in truth.items()}
+    runs = {"bm25": {}}
+    for q, rows in base.items():
+        runs["bm25"][q] = list(ids[rows[np.argsort(-e.retriever_.score_rows(q, rows).sources["lexical"],
+                                                   kind="stable")]])
+    for name, r in (("lightgbm_pbm", SearchRanker(max_log_pages=pages, max_queries=max_queries, seed=seed)),
+                    ("neural", SearchRanker(model="neural", max_log_pages=pages, max_queries=max_queries,
+                                            seed=seed, neural_seconds=neural_seconds))):
+        e.ranker_, out["fit"][name] = timed_fit(r, e, train)
+        runs[name] = {q: list(ids[rows[np.argsort(-e.score(q, rows), kind="stable")]]) for q, rows in base.items()}
+    for name, run in runs.items():
+        out["ndcg@10"][name] = evaluate_rankings(truth, run, k=10)["ndcg@10"]
+    out["queries"] = {"train": int(train_j["query"].nunique()), "test": len(truth), "max_queries": max_queries}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--products", type=int, default=2000)
@@ -137,7 +181,17 @@ def main() -> None:
     ap.add_argument("--neural-seconds", type=float, default=300.0, help="neural ranker training budget")
     ap.add_argument("--skip-ablations", action="store_true",
                     help="only the default ranker (and --neural): no no-shopper/naive/lambdarank/blend runs")
+    ap.add_argument("--dataset", type=Path, default=None,
+                    help="instead of the synthetic shop: a dataset folder with judgments (rerank protocol)")
+    ap.add_argument("--max-queries", type=int, default=6000, help="judged training queries (--dataset)")
     a = ap.parse_args()
+    if a.dataset is not None:
+        t0 = time.time()
+        out = judged_rerank(a.dataset, a.pages, a.max_queries, a.neural_seconds, a.seeds[0])
+        out["seconds"] = round(time.time() - t0, 1)
+        out["args"] = {k: str(v) for k, v in vars(a).items()}
+        print(json.dumps(out))
+        return
     if a.neural:
         import vitrine.rank.neural  # noqa: F401 - import torch and the model before the long LightGBM fit
     t0 = time.time()
