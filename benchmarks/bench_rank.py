@@ -236,12 +236,14 @@ def main() -> None:
         # Paired over requests (each request's NDCG averaged over the seeds).
         d = np.mean(per["neural"], 0) - np.mean(per["full"], 0)
         half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
-        out["neural_minus_full"] = {"mean": float(d.mean()), "ci95": [float(d.mean() - half), float(d.mean() + half)],
-                                    "requests_better": int((d > 1e-12).sum()), "requests_worse": int((d < -1e-12).sum())}
-    for name, r in [] if a.skip_ablations else [("no_shopper_features", SearchRanker(max_log_pages=a.pages, personal_features=False)),
-                    ("naive_uncorrected", SearchRanker(max_log_pages=a.pages, debias=False)),
-                    ("lambdamart_ipw", SearchRanker(max_log_pages=a.pages, objective="lambdarank")),
-                    ("blend", SearchRanker(model="blend"))]:
+        out["neural_minus_full"] = {
+            "mean": float(d.mean()), "ci95": [float(d.mean() - half), float(d.mean() + half)],
+            "requests_better": int((d > 1e-12).sum()), "requests_worse": int((d < -1e-12).sum())}
+    ablations = [("no_shopper_features", SearchRanker(max_log_pages=a.pages, personal_features=False)),
+                 ("naive_uncorrected", SearchRanker(max_log_pages=a.pages, debias=False)),
+                 ("lambdamart_ipw", SearchRanker(max_log_pages=a.pages, objective="lambdarank")),
+                 ("blend", SearchRanker(model="blend"))]
+    for name, r in [] if a.skip_ablations else ablations:
         e.ranker_ = r.fit(e, train)
         out["ndcg@10"][name] = simulated_search_ndcg(e, tmp / "shop", req)
     out["seconds"] = round(time.time() - t0, 1)

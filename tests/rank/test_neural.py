@@ -54,7 +54,8 @@ def test_beats_retrieval_order_on_held_out_queries(shop, engine) -> None:
     learned = simulated_search_ndcg(engine, ds.root, req, depth=50)
     keep = engine.ranker_
     try:
-        engine.ranker_ = SearchRanker(model="blend", weights={"lexical": 1.0, "personal": 0.0}).fit(engine, Dataset(products=ds.products))
+        bm25 = SearchRanker(model="blend", weights={"lexical": 1.0, "personal": 0.0})
+        engine.ranker_ = bm25.fit(engine, Dataset(products=ds.products))
         retrieval = simulated_search_ndcg(engine, ds.root, req, depth=50)
     finally:
         engine.ranker_ = keep
