@@ -163,6 +163,8 @@ def judged_rerank(path: Path, pages: int, max_queries: int, neural_seconds: floa
                                             seed=seed, neural_seconds=neural_seconds))):
         e.ranker_, out["fit"][name] = timed_fit(r, e, train)
         runs[name] = {q: list(ids[rows[np.argsort(-e.score(q, rows), kind="stable")]]) for q, rows in base.items()}
+        if name == "neural" and e.ranker_.model_ is not None:
+            out["neural"] = {"epochs": e.ranker_.model_.history_, "attention_by_group": e.ranker_.model_.importance()}
     for name, run in runs.items():
         out["ndcg@10"][name] = evaluate_rankings(truth, run, k=10)["ndcg@10"]
     out["queries"] = {"train": int(train_j["query"].nunique()), "test": len(truth), "max_queries": max_queries}
