@@ -60,7 +60,7 @@ def test_image_modality_must_measurably_help(shop, fitted) -> None:
 def test_retrieve_sources_and_fusion(fitted) -> None:
     r, cat = fitted
     c = r.retrieve("red sandals", k=20)
-    assert len(c.rows) == 20 and set(c.sources) == {"lexical", "dense", "image", "popularity"}
+    assert len(c.rows) == 20 and set(c.sources) == {"lexical", "ngram", "dense", "image", "popularity"}
     assert np.all(np.diff(c.scores) <= 1e-12)
     for v in c.sources.values():
         assert v.shape == (20,)
@@ -165,7 +165,7 @@ def test_learned_fusion_uses_every_modality_and_adds_the_item_source(fused) -> N
     iv = r.item_vectors()
     assert iv.shape[0] == len(cat) and np.allclose(np.linalg.norm(iv, axis=1), 1, atol=1e-4)
     c = r.retrieve("red sandals", k=20)
-    assert set(c.sources) == {"lexical", "dense", "image", "popularity", "item"}
+    assert set(c.sources) == {"lexical", "ngram", "dense", "image", "popularity", "item"}
     assert np.isfinite(c.sources["item"]).all()
     assert "item" in r.baseline_scorers()
     rows, _ = r.similar(3, k=5)

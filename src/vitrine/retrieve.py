@@ -583,12 +583,19 @@ class Retriever:
                 dense_q = img if dense_q is None else _unit(dense_q + img)
         return {"text": query_text, "dense": dense_q, "image": iq}
 
-    def _source_scores(self, qs: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def _source_scores(self, qs: dict, rows: np.ndarray, full: dict | None = None) -> dict[str, np.ndarray]:
+        """Every source's score for ``rows``; ``full`` holds whole-catalog lexical scores already computed."""
         out: dict[str, np.ndarray] = {}
         q = qs["text"]
-        out["lexical"] = (self.lexical_.score(q)[rows] if q else np.zeros(len(rows), np.float32)).astype(np.float32)
-        if getattr(self, "ngram_", None) is not None:
-            out["ngram"] = (self.ngram_.score(q)[rows] if q else np.zeros(len(rows), np.float32)).astype(np.float32)
+        full = full or {}
+        for name, index in (("lexical", self.lexical_), ("ngram", getattr(self, "ngram_", None))):
+            if index is None:
+                continue
+            if not q:
+                out[name] = np.zeros(len(rows), np.float32)
+                continue
+            s = full[name] if name in full else index.score(q)
+            out[name] = s[rows].astype(np.float32)
         if self.text_vectors_ is not None:
             d = self.text_vectors_[rows] @ qs["dense"] if qs["dense"] is not None else np.zeros(len(rows), np.float32)
             out["dense"] = np.where(self.has_text_[rows], d, np.nan).astype(np.float32)
@@ -639,17 +646,15 @@ class Retriever:
             rows = top_k(pop, k)
             return Candidates(rows, pop[rows], {"popularity": pop[rows]})
         n = max(k, self.depth)
-        pools = []
-        if query_text:
-            bm = self.lexical_.score(query_text)
-            bm = np.where(active[: len(bm)], bm, 0)
-            matched = np.flatnonzero(bm > 0)
-            pools.append(matched[top_k(bm[matched], n)])
-            if getattr(self, "ngram_", None) is not None:
-                ng = self.ngram_.score(query_text)
-                ng = np.where(active[: len(ng)], ng, 0)
-                matched = np.flatnonzero(ng > 0)
-                pools.append(matched[top_k(ng[matched], n)])
+        pools, full = [], {}
+        if query_text:  # each lexical index scores the whole catalog once per query
+            for name, index in (("lexical", self.lexical_), ("ngram", getattr(self, "ngram_", None))):
+                if index is None:
+                    continue
+                full[name] = index.score(query_text)
+                s = np.where(active[: len(full[name])], full[name], 0)
+                matched = np.flatnonzero(s > 0)
+                pools.append(matched[top_k(s[matched], n)])
         pools.append(self._active_top(getattr(self, "dense_index_", None), qs["dense"], n))
         pools.append(self._active_top(getattr(self, "image_index_", None), qs["image"], n))
         pools.append(self._visual_term_top(query_text, active, n))
@@ -657,7 +662,7 @@ class Retriever:
         rows = np.unique(np.concatenate(pools)).astype(np.int64)
         if not len(rows):
             return Candidates(rows, np.zeros(0), {s: np.zeros(0, np.float32) for s in ("lexical", "popularity")})
-        src = self._source_scores(qs, rows)
+        src = self._source_scores(qs, rows, full)
         fused = self._fuse(src) + 1e-6 * src["popularity"]
         order = top_k(fused, k)
         return Candidates(rows[order], fused[order], {s: v[order] for s, v in src.items()})
