@@ -254,7 +254,8 @@ class Personalizer:
             self.als_ = timed("als", lambda: ALS(**{"seed": self.seed, **(self.als_params or {})}).fit(ui, dense))
             self.als_rows_ = None  # fitted user factors are aligned with ``rows``; set by _precompute
         if "mf" in act and ui.nnz:
-            self.mf_ = timed("mf", lambda: ALS(**{"seed": self.seed, **MF_PARAMS, **(self.mf_params or {})}).fit(ui, dense))
+            mf_params = {"seed": self.seed, **MF_PARAMS, **(self.mf_params or {})}
+            self.mf_ = timed("mf", lambda: ALS(**mf_params).fit(ui, dense))
         if "sasrec" in act and ui.nnz:
             from vitrine.personal.sequential import SASRec
 
