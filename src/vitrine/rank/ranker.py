@@ -354,7 +354,7 @@ class SearchRanker:
             group = SOURCE_GROUP.get(name, feature_group(f"src_{name}"))
             parts[group] = parts.get(group, 0.0) + w.get(name, 0.0) * scaled
         if personal is not None and self.personal_features:
-            parts["personal"] = w["personal"] * np.asarray(personal, dtype=np.float64)
+            parts["personal"] = w.get("personal", 0.0) * np.asarray(personal, dtype=np.float64)
         total = sum(parts.values()) if parts else np.zeros(len(cands.rows))
         total = np.broadcast_to(np.asarray(total, dtype=np.float64), (len(cands.rows),)).copy()
         expl = [{g: float(np.broadcast_to(v, total.shape)[i]) for g, v in parts.items()} for i in range(len(total))]
