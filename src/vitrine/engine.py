@@ -120,7 +120,8 @@ class Engine:
             events = events.copy()
             events["user_id"] = pseudonymize_series(events["user_id"], self.settings.secret)
         catalog = Catalog(dataset.products, root=dataset.root)
-        retriever = Retriever().fit(catalog, progress=progress)
+        # Reviews and (training) judgments only matter to a learned item fusion (VITRINE_ITEM_FUSION).
+        retriever = Retriever().fit(catalog, progress=progress, reviews=dataset.reviews, judgments=dataset.judgments)
         item_vectors = retriever.item_vectors() if hasattr(retriever, "item_vectors") else None
         personal = Personalizer(
             event_weights=self.settings.event_weights, seed=self.settings.seed,
@@ -332,6 +333,8 @@ class Engine:
                 self.personal_.forget(key)
             if hasattr(self, "ranker_") and hasattr(self.ranker_, "forget"):
                 self.ranker_.forget(key)
+            if getattr(getattr(self, "retriever_", None), "fusion_", None) is not None and n:
+                self.retriever_.set_reviews(self.store.query("SELECT * FROM reviews"))  # their reviews leave the item vectors
         return n
 
     # -- catalog updates ------------------------------------------------------
