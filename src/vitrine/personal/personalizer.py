@@ -381,6 +381,7 @@ class Personalizer:
         n_new = len(self.catalog_) - self.n_items_
         if n_new <= 0:
             return
+        self._changed()
         rows = self.content_.extend(self.catalog_)
         if hasattr(self, "title_"):
             self.title_.extend(self.catalog_)
@@ -401,6 +402,7 @@ class Personalizer:
         """Take in products added or changed in the catalog (content and content-tied factors)."""
         self._check()
         self._sync()
+        self._changed()
         if rows is not None:
             self.content_.refresh(self.catalog_, np.asarray(rows))
             if hasattr(self, "title_"):
@@ -503,11 +505,25 @@ class Personalizer:
         self._sync()
         weights = self.weights_ if weights is None else weights
         act = tuple(s for s in self._active() if weights.get(s, 0.0) or s == "popularity")
+        # One search asks twice (the affinity score, then the ranker's features): remember the last
+        # answer until any event, erasure or catalog change (_version) makes it stale.
         p = self.profiles_.get(user_key)
+        key = (user_key, act, getattr(self, "_version", 0), id(self.profiles_), id(p),
+               len(p.rows) if p is not None else 0, getattr(p, "events", 0))
+        memo = getattr(self, "_memo", None)
+        if memo is not None and memo[0] == key:
+            return dict(memo[1])
         if p is None or not p.rows:
-            return self._source_scores(np.zeros(0, np.int64), np.zeros(0, np.float32), {}, act)
-        return self._source_scores(np.asarray(p.rows, np.int64), np.asarray(p.weights, np.float32),
-                                   self._states(user_key, p), act)
+            out = self._source_scores(np.zeros(0, np.int64), np.zeros(0, np.float32), {}, act)
+        else:
+            out = self._source_scores(np.asarray(p.rows, np.int64), np.asarray(p.weights, np.float32),
+                                      self._states(user_key, p), act)
+        self._memo = (key, out)
+        return dict(out)
+
+    def _changed(self) -> None:
+        self._version = getattr(self, "_version", 0) + 1
+        self._memo = None
 
     def score_all(self, user_key: str | None) -> np.ndarray:
         """Blended recommendation score of every catalog row for a user, shape (n_products,)."""
@@ -648,6 +664,7 @@ class Personalizer:
         """Update the live profile with one event (no retraining)."""
         self._check()
         self._sync()
+        self._changed()
         w = self._weights().get(event, 0.0)
         if product_row >= len(self.popularity_):
             return
@@ -659,6 +676,7 @@ class Personalizer:
         """Erase a shopper's profile and cached states."""
         if not hasattr(self, "profiles_"):
             return
+        self._changed()
         self.profiles_.forget(user_key)
         self.cache_.pop(user_key, None)
         idx = self.user_index_.pop(user_key, None)
