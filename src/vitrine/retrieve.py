@@ -795,8 +795,8 @@ class Retriever:
             for r in rows:
                 raw.pop(int(r), None)
             vt = getattr(self, "visual_terms_", None)
-            if vt is not None:
-                vt.clear_rows(rows)
+            if vt is not None and not ok.all():  # set_rows below replaces the others' words
+                vt.clear_rows(rows[~ok])
             if ok.any():
                 if enc.name == "tower":
                     vecs, logp = enc.encode(imgs[ok])
