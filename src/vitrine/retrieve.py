@@ -187,6 +187,11 @@ class Retriever:
     fusion_seconds : training budget of the learned fusion.
     fusion_pseudo : self-supervised (title span -> product) training pairs.
     max_reviews : most recent reviews pooled per product (0: no review modality).
+    query_tuning : when ``fit`` gets judgments (at least 100 judged queries),
+        tune the top layers of a copy of the text model so that queries land
+        near their relevant products (:mod:`vitrine.features.query_tuning`);
+        product vectors are unchanged.
+    query_tuning_seconds : training budget of that tuning.
     cache_dir : embedding cache root; None uses ``settings.home / "cache"``.
     device : "cpu", "cuda" or "auto"; None reads ``settings.device``.
 
@@ -204,6 +209,7 @@ class Retriever:
     numeric_ : (n, 2k) scaled numeric attributes with missing indicators, or None.
     fusion_ : fitted ModalityFusion, or None for "average".
     item_vectors_ : (n, d) unit-norm fused item vectors (zero rows where no content), or None.
+    query_encoder_ : tuned :class:`~vitrine.features.query_tuning.QueryTuner` for query vectors, or None.
     """
 
     def __init__(
@@ -224,6 +230,8 @@ class Retriever:
         fusion_seconds: float = 20.0,
         fusion_pseudo: int = 2000,
         max_reviews: int = 5,
+        query_tuning: bool = True,
+        query_tuning_seconds: float = 180.0,
         cache_dir: str | None = None,
         device: str | None = None,
     ) -> None:
@@ -242,6 +250,8 @@ class Retriever:
         self.fusion_seconds = fusion_seconds
         self.fusion_pseudo = fusion_pseudo
         self.max_reviews = max_reviews
+        self.query_tuning = query_tuning
+        self.query_tuning_seconds = query_tuning_seconds
         self.cache_dir = cache_dir
         self.device = device
 
@@ -310,6 +320,7 @@ class Retriever:
             self.dense_index_ = VectorIndex().build(vecs, rows)
         else:
             self.text_vectors_, self.dense_index_ = None, None
+        self.query_encoder_ = self._tune_queries(judgments, progress)
         # images
         self.image_encoder_, self.image_vectors_, self.visual_terms_ = None, None, None
         self.has_image_ = np.zeros(n, bool)
@@ -522,13 +533,30 @@ class Retriever:
                 break
         return v
 
-    def _encode_query(self, q: str) -> np.ndarray:
+    def _tune_queries(self, judgments, progress: bool):
+        if not self.query_tuning or self.text_encoder_ is None or self.text_vectors_ is None or judgments is None:
+            return None
+        from vitrine.config import resolve_device
+        from vitrine.features.query_tuning import QueryTuner
+
+        tuner = QueryTuner(max_seconds=self.query_tuning_seconds, seed=self.seed_)
+        pairs = tuner.pairs(judgments, lambda ids: self.catalog_.indices(ids, missing="mark"))
+        return tuner.fit(self.text_encoder_._st(), pairs, self.text_vectors_, device=resolve_device(self.device_),
+                         progress=progress)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Query vectors in the text space (the tuned query encoder's when there is one)."""
+        if getattr(self, "query_encoder_", None) is not None:
+            return self.query_encoder_.encode(texts)
         enc = self.text_encoder_
         saved, enc.cache_dir = enc.cache_dir, None  # queries do not go to the disk cache
         try:
-            return enc.encode([q])[0]
+            return enc.encode(texts)
         finally:
             enc.cache_dir = saved
+
+    def _encode_query(self, q: str) -> np.ndarray:
+        return self.encode_queries([q])[0]
 
     def _text_vec(self, q: str) -> np.ndarray | None:
         if self.text_encoder_ is None or not q:
@@ -545,21 +573,16 @@ class Retriever:
         (a batch costs far less per query than one encoder call per query);
         returns how many were encoded. At most QUERY_CACHE_SIZE are kept."""
         self._check()
-        enc = self.text_encoder_
         todo = [q for q in dict.fromkeys(queries) if q and ("t", q) not in self._qcache][:QUERY_CACHE_SIZE]
-        if enc is None or not todo:
+        if self.text_encoder_ is None or not todo:
             return 0
         tower = self.image_encoder_ is not None and self.image_encoder_.name == "tower"
-        saved, enc.cache_dir = enc.cache_dir, None
-        try:
-            for i in range(0, len(todo), batch):
-                chunk = todo[i: i + batch]
-                for q, v in zip(chunk, enc.encode(chunk), strict=True):
-                    self._cached(("t", q), lambda v=v: v)
-                    if tower:  # the tower's query vector is the text vector: free
-                        self._image_query_vec(q, v)
-        finally:
-            enc.cache_dir = saved
+        for i in range(0, len(todo), batch):
+            chunk = todo[i: i + batch]
+            for q, v in zip(chunk, self.encode_queries(chunk), strict=True):
+                self._cached(("t", q), lambda v=v: v)
+                if tower:  # the tower's query vector is the text vector: free
+                    self._image_query_vec(q, v)
         return len(todo)
 
     def _query_image_vec(self, query_image) -> np.ndarray | None:
@@ -901,9 +924,12 @@ class Retriever:
                 self.visual_terms_.save(folder / "visual_terms")
         if getattr(self, "fusion_", None) is not None:
             self._save_fusion(folder / "fusion")
+        if getattr(self, "query_encoder_", None) is not None:
+            self.query_encoder_.save(folder / "query_encoder")
         params = {k: getattr(self, k) for k in ("depth", "text_model", "image_model", "image_size", "tower_seconds",
                                                   "tower_epochs", "fusion", "weights", "propagate", "visual_terms", "ngram", "item_fusion",
-                                                  "fusion_seconds", "fusion_pseudo", "max_reviews", "cache_dir",
+                                                  "fusion_seconds", "fusion_pseudo", "max_reviews", "query_tuning",
+                                                  "query_tuning_seconds", "cache_dir",
                                                   "device")}
         fitted = {"text_model_": self.text_model_, "image_model_": self.image_model_, "device_": self.device_,
                   "cache_dir_": self.cache_dir_, "weights_": self.weights_, "seed_": self.seed_,
@@ -974,6 +1000,13 @@ class Retriever:
         if self.text_encoder_ is not None:
             self.text_vectors_ = np.load(folder / "text_vectors.npy", allow_pickle=False)
             self.dense_index_ = VectorIndex.load(folder / "dense_index")
+        self.query_encoder_ = None
+        if self.text_encoder_ is not None and (folder / "query_encoder").exists():
+            from vitrine.config import resolve_device
+            from vitrine.features.query_tuning import QueryTuner
+
+            self.query_encoder_ = QueryTuner.load(folder / "query_encoder", self.text_encoder_._st(),
+                                                  device=resolve_device(self.device_))
         if (folder / "image_vectors.npy").exists():
             self.image_vectors_ = np.load(folder / "image_vectors.npy", allow_pickle=False)
             rr = np.load(folder / "raw_image_rows.npy", allow_pickle=False)

@@ -84,6 +84,27 @@ def test_tower_respects_time_budget() -> None:
     assert tower.seconds_ < 6
 
 
+def test_tower_members_share_the_budget_average_and_round_trip(tmp_path) -> None:
+    imgs, tv, labels, basis = _colour_set(n=256)
+    terms = np.eye(4, dtype=np.uint8)[labels]
+    tower = ImageTower(size=16, head_epochs=40, epochs=2, max_seconds=8.0, batch_size=64, members=2)
+    tower.fit(imgs, tv, terms=terms)
+    assert len(tower.nets_) == 2 and tower.seconds_ < 14
+    z, logp = tower.encode(imgs)
+    assert ((z @ basis.T).argmax(1) == labels).mean() > 0.9
+    assert (logp.argmax(1) == labels).mean() > 0.9
+    # The members differ (own seeds), and the ensemble is their average.
+    one = ImageTower(size=16, members=1)
+    one.dim_, one.n_terms_, one.nets_ = tower.dim_, tower.n_terms_, tower.nets_[:1]
+    z0, _ = one.encode(imgs)
+    assert not np.allclose(z0, z, atol=1e-3)
+    tower.save(tmp_path / "t")
+    back = load_image_encoder(tmp_path / "t")
+    z2, logp2 = back.encode(imgs[:5])
+    np.testing.assert_allclose(z2, z[:5], atol=1e-5)
+    np.testing.assert_allclose(logp2, logp[:5], atol=1e-4)
+
+
 def _tiny_clip(folder):
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 

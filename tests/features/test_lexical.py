@@ -68,3 +68,21 @@ def test_trigram_index_matches_a_misspelled_word_that_word_bm25_misses(tmp_path)
     tri.save(tmp_path / "tri")
     back = BM25Index.load(tmp_path / "tri")
     np.testing.assert_allclose(back.score("toliet seat"), tri.score("toliet seat"))
+
+
+def test_title_sequences_keep_token_order_through_append_replace_and_save(tmp_path) -> None:
+    idx = BM25Index().fit([{"title": d} for d in DOCS[:3]])
+
+    def words(row):
+        vocab = {c: t for t, c in idx.vocab_.items()}
+        return [vocab[int(c)] for c in idx.sequence(row)]
+
+    assert words(1) == tokenize(DOCS[1]) == ["blue", "running", "shoe"]
+    idx.append([{"title": "steel water bottle"}])
+    assert words(3) == ["steel", "water", "bottle"] and words(2) == tokenize(DOCS[2])
+    idx.replace(0, {"title": "green cap"})
+    assert words(0) == ["green", "cap"] and words(3) == ["steel", "water", "bottle"] and idx.n_docs_ == 4
+    idx.save(tmp_path / "i")
+    back = BM25Index.load(tmp_path / "i")
+    assert [back.sequence(r).tolist() for r in range(4)] == [idx.sequence(r).tolist() for r in range(4)]
+    assert BM25Index(analyzer="char3").fit([{"title": "x"}]).sequences_ is None

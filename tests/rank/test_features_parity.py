@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import SimpleNamespace
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from vitrine.features.lexical import BM25Index
+from vitrine.features.lexical import BM25Index, tokenize
 from vitrine.rank.features import (
     _NUM,
     LIFT_PRIOR,
@@ -133,6 +135,40 @@ def test_codes_follow_replaced_attributes(shop) -> None:
 
 
 # -- the reference: pandas / scipy assembly as of c112d19 ------------------------------------
+def reference_title_order(lex, rows: np.ndarray, query: str) -> dict[str, np.ndarray]:
+    """Row by row over token lists (the title-order features were added after c112d19)."""
+    toks = tokenize(query)
+    if not toks or not len(rows):
+        return {}
+    vocab = {c: t for t, c in lex.vocab_.items()}
+    df = lex.stats_["title"]["df"]
+    dft = {t: float(df[lex.vocab_[t]]) if t in lex.vocab_ else 0.0 for t in toks}
+    idf = {t: math.log1p((lex.n_docs_ - dft[t] + 0.5) / (dft[t] + 0.5)) for t in toks}
+    w = np.array([idf[t] for t in toks])
+    head = next((t for t in reversed(toks) if not _NUM.search(t)), toks[-1])
+    rare = toks[int(np.argmax(w))]
+    pairs = set(zip(toks, toks[1:]))
+    digits = [t for t in toks if _NUM.search(t)]
+    keys = ["title_len", "title_head", "title_head_pos", "title_first_pos", "title_idf_cover", "title_rare",
+            "title_bigram", "title_num"]
+    out = {k: np.zeros(len(rows), np.float32) for k in keys}
+    for i, r in enumerate(rows):
+        title = [vocab[int(c)] for c in lex.sequence(r)] if r < lex.n_docs_ else []
+        have = set(title)
+        known = [t for t in toks if t in lex.vocab_]
+        first = [j for j, t in enumerate(title) if t in known]
+        out["title_len"][i] = len(title)
+        out["title_head"][i] = head in have
+        out["title_head_pos"][i] = title.index(head) / max(len(title), 1) if head in have else 1.5
+        out["title_first_pos"][i] = first[0] / max(len(title), 1) if first else 1.5
+        out["title_idf_cover"][i] = sum(x for t, x in zip(toks, w) if t in have) / w.sum()
+        out["title_rare"][i] = rare in have
+        out["title_bigram"][i] = len(pairs & set(zip(title, title[1:]))) / len(pairs) if pairs else -1.0
+        out["title_num"][i] = np.mean([t in have for t in digits]) if digits else -1.0
+    return out
+
+
+
 def reference_assemble(
     engine,
     query: str | None,
@@ -184,6 +220,7 @@ def reference_assemble(
             f[f"bm25_{fld}_rel"], _ = _minmax_rank(bm)
         f["title_all_terms"] = (f.get("cover_title", np.zeros(n)) >= 0.999).astype(np.float32)
         f["q_oov"] = np.full(n, (n_tok - len(exact)) / max(n_tok, 1), np.float32)
+        f.update(reference_title_order(lex, rows, query))
     f["q_len"] = np.full(n, float(n_tok), np.float32)
     f["q_has_digit"] = np.full(n, float(bool(query) and bool(_NUM.search(query or ""))), np.float32)
     # -- exact attribute match: query text vs brand / colour / leaf -------

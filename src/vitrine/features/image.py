@@ -247,12 +247,14 @@ class ImageTower:
     term_weight : weight of the visual-term loss (one logistic output per word
         of :class:`~vitrine.features.visual_terms.VisualTerms`) when ``fit``
         gets ``terms``.
+    members : networks trained with different seeds, each on an equal share
+        of ``max_seconds``, whose outputs are averaged (an ensemble).
     seed : random seed.
     device : "cpu", "cuda" or "auto".
 
     Attributes
     ----------
-    net_ : the trained torch module.
+    nets_ : the trained torch modules (one per member).
     history_ : mean training loss per epoch.
     """
 
@@ -273,6 +275,7 @@ class ImageTower:
         temperature: float = 0.05,
         soft_temperature: float = 0.05,
         term_weight: float = 1.0,
+        members: int = 1,
         seed: int = 0,
         device: str = "auto",
     ) -> None:
@@ -288,6 +291,7 @@ class ImageTower:
         self.temperature = temperature
         self.soft_temperature = soft_temperature
         self.term_weight = term_weight
+        self.members = members
         self.seed = seed
         self.device = device
 
@@ -314,46 +318,63 @@ class ImageTower:
         ``terms`` (n, V) multi-hot, optional: which visual words each
         product's text contains; the tower then also learns P(word | photo).
 
-        Two phases share the time budget: the head first learns from the fixed
-        side features alone (fast: many epochs in seconds), then the CNN and
-        head train together for the rest of ``max_seconds`` / ``epochs``.
-        The learning rate follows a cosine of the spent share of the budget.
+        Each of ``members`` networks gets an equal share of ``max_seconds``
+        and its own seed. Two phases share a member's budget: the head first
+        learns from the fixed side features alone (fast: many epochs in
+        seconds), then the CNN and head train together for the rest of the
+        budget / ``epochs``. The learning rate follows a cosine of the spent
+        share of the budget.
         """
         torch = _torch()
-        torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
         dev = self._device()
         t = torch.nn.functional.normalize(torch.from_numpy(np.asarray(text_vectors, np.float32)), dim=1)
         self.dim_ = int(t.shape[1])
         self.n_terms_ = 0 if terms is None else int(terms.shape[1])
-        self.net_ = _tower_net(self.dim_, self.width, cnn=self.cnn, n_terms=self.n_terms_).to(dev)
         y = None if terms is None else torch.from_numpy(np.asarray(terms, np.uint8))
         n = len(images)
         self.history_: list[float] = []
         self.seconds_ = 0.0
+        k = max(1, int(self.members))
+        self.nets_ = [_tower_net(self.dim_, self.width, cnn=self.cnn, n_terms=self.n_terms_).to(dev) for _ in range(k)]
         if n < 2:
-            self.net_.eval()
+            for net in self.nets_:
+                net.eval()
             return self
         side = torch.from_numpy(side_features(images))
-        self.net_.mu.copy_(side.mean(0))
-        self.net_.sd.copy_(side.std(0) + 1e-3)
+        x_all = _to_tensor(images) if self.cnn else None
+        start = time.time()
+        bar = tqdm(total=k * (self.head_epochs + (self.epochs if self.cnn else 0)), desc="image tower",
+                   unit="epoch", disable=not progress)
+        for i, net in enumerate(self.nets_):
+            budget = (self.max_seconds - (time.time() - start)) / (k - i)
+            self._fit_member(net, x_all, side, t, y, budget, self.seed + i, bar)
+            net.eval()
+        bar.close()
+        self.seconds_ = time.time() - start
+        return self
+
+    def _fit_member(self, net, x_all, side, t, y, budget: float, seed: int, bar) -> None:
+        torch = _torch()
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        dev = self._device()
+        n = len(side)
+        net.mu.copy_(side.mean(0))
+        net.sd.copy_(side.std(0) + 1e-3)
         bs = min(self.batch_size, n)
         steps = max(1, n // bs)
         start = time.time()
-        bar = tqdm(total=self.head_epochs + (self.epochs if self.cnn else 0), desc="image tower", unit="epoch",
-                   disable=not progress)
 
-        def run(phase_epochs, budget, params, with_cnn, lr):
+        def run(phase_epochs, phase_budget, params, with_cnn, lr):
             opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
             t0, total = time.time(), phase_epochs * steps
             step = 0
-            x_all = _to_tensor(images) if with_cnn else None
             for _ in range(phase_epochs):
-                self.net_.train()
+                net.train()
                 perm = rng.permutation(n)
                 losses = []
                 for s in range(steps):
-                    frac = max(step / total, (time.time() - t0) / max(budget, 1e-6))
+                    frac = max(step / total, (time.time() - t0) / max(phase_budget, 1e-6))
                     if frac >= 1:
                         break
                     for g in opt.param_groups:
@@ -363,7 +384,7 @@ class ImageTower:
                     if with_cnn:
                         x = _augment(x_all[idx], rng).to(dev)
                     yi = None if y is None else y[idx].to(dev).float()
-                    loss = self._loss(self.net_(x, side[idx].to(dev), with_terms=True), t[idx].to(dev), yi)
+                    loss = self._loss(net(x, side[idx].to(dev), with_terms=True), t[idx].to(dev), yi)
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -372,20 +393,14 @@ class ImageTower:
                 if losses:
                     self.history_.append(float(np.mean(losses)))
                 bar.update(1)
-                if (time.time() - t0) >= budget or step >= total:
+                if (time.time() - t0) >= phase_budget or step >= total:
                     break
 
-        head_params = [p for name, p in self.net_.named_parameters()
-                       if not name.startswith(("body", "cnn_proj"))]
-        run(self.head_epochs, self.max_seconds * (self.head_share if self.cnn else 1.0), head_params, False,
-            self.lr)
-        left = self.max_seconds - (time.time() - start)
+        head_params = [p for name, p in net.named_parameters() if not name.startswith(("body", "cnn_proj"))]
+        run(self.head_epochs, budget * (self.head_share if self.cnn else 1.0), head_params, False, self.lr)
+        left = budget - (time.time() - start)
         if self.cnn and left > 1 and self.epochs > 0:
-            run(self.epochs, left, list(self.net_.parameters()), True, self.lr / 2)
-        bar.close()
-        self.seconds_ = time.time() - start
-        self.net_.eval()
-        return self
+            run(self.epochs, left, list(net.parameters()), True, self.lr / 2)
 
     def encode_images(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Unit-norm vectors (n, dim) in the text space for uint8 images (n, s, s, 3)."""
@@ -396,20 +411,21 @@ class ImageTower:
         torch = _torch()
         dev = self._device()
         out, terms = [], []
+        views = (False,) if not self.cnn else (False, True)  # the tower was trained on mirrored images too
         with torch.inference_mode():
             for s in range(0, len(images), batch_size):
-                x = _to_tensor(images[s: s + batch_size]).to(dev)
+                x = _to_tensor(images[s: s + batch_size]).to(dev) if self.cnn else None
                 h = torch.from_numpy(side_features(images[s: s + batch_size])).to(dev)
-                if not self.cnn:
-                    z, lg = self.net_(None, h, with_terms=True)
-                else:
-                    # Average the image and its mirror: the tower was trained on both.
-                    z1, lg1 = self.net_(x, h, with_terms=True)
-                    z2, lg2 = self.net_(x.flip(3), h, with_terms=True)
-                    z = torch.nn.functional.normalize(z1 + z2, dim=1)
-                    lg = None if lg1 is None else (lg1 + lg2) / 2
+                zs, lgs = [], []
+                for net in self.nets_:
+                    for flip in views:
+                        z, lg = net(None if x is None else (x.flip(3) if flip else x), h, with_terms=True)
+                        zs.append(z)
+                        lgs.append(lg)
+                z = torch.nn.functional.normalize(torch.stack(zs).sum(0), dim=1)
                 out.append(z.cpu().numpy())
-                if lg is not None:
+                if lgs[0] is not None:
+                    lg = torch.stack(lgs).mean(0)
                     terms.append(torch.nn.functional.logsigmoid(lg).cpu().numpy())
         vecs = np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim_), np.float32)
         if not getattr(self, "n_terms_", 0):
@@ -425,9 +441,10 @@ class ImageTower:
         import json
 
         folder.mkdir(parents=True, exist_ok=True)
-        _torch().save(self.net_.state_dict(), folder / "tower.pt")
+        for i, net in enumerate(self.nets_):
+            _torch().save(net.state_dict(), folder / ("tower.pt" if i == 0 else f"tower-{i}.pt"))
         params = {k: getattr(self, k) for k in ("size", "width", "cnn", "head_epochs", "head_share", "epochs", "max_seconds", "batch_size", "lr",
-                                                  "temperature", "soft_temperature", "term_weight", "seed", "device")}
+                                                  "temperature", "soft_temperature", "term_weight", "members", "seed", "device")}
         (folder / "image_encoder.json").write_text(json.dumps(
             {"kind": "tower", "params": params, "dim": self.dim_, "n_terms": getattr(self, "n_terms_", 0)}))
 
@@ -439,9 +456,12 @@ class ImageTower:
         self = cls(**meta["params"])
         self.dim_ = meta["dim"]
         self.n_terms_ = int(meta.get("n_terms", 0))
-        self.net_ = _tower_net(self.dim_, self.width, cnn=self.cnn, n_terms=self.n_terms_)
-        self.net_.load_state_dict(_torch().load(folder / "tower.pt", map_location="cpu", weights_only=True))
-        self.net_.to(self._device()).eval()
+        self.nets_ = []
+        for i in range(max(1, int(self.members))):
+            net = _tower_net(self.dim_, self.width, cnn=self.cnn, n_terms=self.n_terms_)
+            f = folder / ("tower.pt" if i == 0 else f"tower-{i}.pt")
+            net.load_state_dict(_torch().load(f, map_location="cpu", weights_only=True))
+            self.nets_.append(net.to(self._device()).eval())
         return self
 
 

@@ -87,6 +87,9 @@ class BM25Index:
     ----------
     vocab_ : token -> column.
     matrices_ : field -> CSC matrix (n_docs, n_terms) of precomputed scores.
+    sequences_ : ``(indptr, columns)`` of each document's title tokens in
+        order (word analyzer with a "title" field; else None): BM25 forgets
+        order, and the ranker's phrase and head-word features need it.
     """
 
     def __init__(self, *, fields: dict[str, float] | None = None, k1: float = 1.2, b: float = 0.75,
@@ -131,6 +134,9 @@ class BM25Index:
         self.vocab_ = {}
         self.n_docs_ = len(docs)
         tokens = {f: self._rebuild_vocab_tokens(docs, f) for f in self.fields_}
+        self.sequences_ = None
+        if self._keeps_sequences():
+            self.sequences_ = self._pack(tokens["title"])
         self.matrices_, self.stats_ = {}, {}
         for f in self.fields_:
             lens = np.array([len(t) for t in tokens[f]], dtype=np.float32)
@@ -141,6 +147,19 @@ class BM25Index:
             self.matrices_[f] = self._weights(rows, cols, tf, lens, df, avg, self.n_docs_)
         return self
 
+    def _keeps_sequences(self) -> bool:
+        return getattr(self, "analyzer", "word") == "word" and "title" in self.fields_
+
+    def _pack(self, token_lists) -> tuple[np.ndarray, np.ndarray]:
+        lens = np.fromiter((len(t) for t in token_lists), np.int64, len(token_lists))
+        cols = np.fromiter((self.vocab_[t] for ts in token_lists for t in ts), np.int64, int(lens.sum()))
+        return np.concatenate([[0], np.cumsum(lens)]), cols
+
+    def sequence(self, row: int) -> np.ndarray:
+        """Vocabulary columns of one document's title tokens, in order."""
+        indptr, cols = self.sequences_
+        return cols[indptr[row]: indptr[row + 1]]
+
     def append(self, docs: Sequence[dict[str, str]]) -> None:
         """Add documents as new rows, scored with the fitted IDF statistics.
 
@@ -148,6 +167,10 @@ class BM25Index:
         """
         for f in self.fields_:
             toks = self._rebuild_vocab_tokens(docs, f)
+            if f == "title" and getattr(self, "sequences_", None) is not None:
+                indptr, cols = self.sequences_
+                add_ptr, add_cols = self._pack(toks)
+                self.sequences_ = (np.concatenate([indptr, indptr[-1] + add_ptr[1:]]), np.concatenate([cols, add_cols]))
             st = self.stats_[f]
             df = np.zeros(len(self.vocab_), dtype=np.float32)
             df[: len(st["df"])] = st["df"]
@@ -169,6 +192,12 @@ class BM25Index:
             m[row] = m[m.shape[0] - 1]
             self.matrices_[f] = m[:-1].tocsc()
         self.n_docs_ -= 1
+        if getattr(self, "sequences_", None) is not None:
+            indptr, cols = self.sequences_
+            seqs = [cols[indptr[i]: indptr[i + 1]] for i in range(len(indptr) - 1)]
+            seqs[row] = seqs.pop()
+            lens = np.fromiter((len(x) for x in seqs), np.int64, len(seqs))
+            self.sequences_ = (np.concatenate([[0], np.cumsum(lens)]), np.concatenate(seqs).astype(np.int64))
 
     def score_fields(self, query: str) -> dict[str, np.ndarray]:
         """Per-field BM25 scores of every document, each of shape (n_docs,)."""
@@ -200,6 +229,8 @@ class BM25Index:
         for f, m in self.matrices_.items():
             sp.save_npz(folder / f"bm25_{f}.npz", m)
             np.save(folder / f"bm25_{f}_df.npy", self.stats_[f]["df"], allow_pickle=False)
+        if getattr(self, "sequences_", None) is not None:
+            np.savez(folder / "bm25_title_sequences.npz", indptr=self.sequences_[0], cols=self.sequences_[1])
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index:
@@ -212,4 +243,8 @@ class BM25Index:
         self.vocab_ = json.loads((folder / "bm25_vocab.json").read_text())
         self.matrices_ = {f: sp.load_npz(folder / f"bm25_{f}.npz").tocsc() for f in self.fields_}
         self.stats_ = {f: {"df": np.load(folder / f"bm25_{f}_df.npy"), "avgdl": p["avgdl"][f]} for f in self.fields_}
+        self.sequences_ = None
+        if (folder / "bm25_title_sequences.npz").exists():
+            with np.load(folder / "bm25_title_sequences.npz", allow_pickle=False) as z:
+                self.sequences_ = (z["indptr"], z["cols"])
         return self

@@ -150,11 +150,11 @@ def product_table(products: pd.DataFrame, reviews: pd.DataFrame | None = None) -
     return ProductTable(cols, attrs)
 
 
-def _query_terms(lex, query: str) -> tuple[list[int], list[list[int]], int]:
+def _query_terms(lex, query: str, analyzer=None) -> tuple[list[int], list[list[int]], int]:
     """Vocabulary columns of the query tokens, fuzzy expansions, and token count."""
     from vitrine.features.lexical import tokenize
 
-    toks = tokenize(query)
+    toks = (analyzer or tokenize)(query)
     vocab = lex.vocab_
     exact = [vocab[t] for t in toks if t in vocab]
     fuzzy: list[list[int]] = []
@@ -267,6 +267,72 @@ def _lexical_features(lex, rows: np.ndarray, exact: list[int], fuzzy: list[list[
     return out
 
 
+def _title_order_features(lex, rows: np.ndarray, query: str) -> dict[str, np.ndarray]:
+    """Title features that need token order or per-token weight, which BM25 sums lose.
+
+    ``title_len`` tokens in the title; ``title_head`` whether the query's
+    head word (its last word without digits: "drill" in "cordless drill
+    18v") is in the title and ``title_head_pos`` where (share of the title
+    before it; 1.5 when absent); ``title_first_pos`` the same for the first
+    query word found; ``title_idf_cover`` the IDF-weighted share of query
+    words found and ``title_rare`` whether its rarest word is;
+    ``title_bigram`` the share of adjacent query-word pairs found adjacent;
+    ``title_num`` the share of query words with digits found (-1: none).
+    """
+    from vitrine.features.lexical import tokenize
+
+    n = len(rows)
+    seq = getattr(lex, "sequences_", None)
+    toks = tokenize(query)
+    if seq is None or not toks or not n:
+        return {}
+    indptr, allcols = seq
+    ok = rows < len(indptr) - 1
+    r = np.where(ok, rows, 0)
+    start, stop = indptr[r], indptr[r + 1]
+    lens = np.where(ok, stop - start, 0)
+    tot = int(lens.sum())
+    owner = np.repeat(np.arange(n), lens)
+    pos = np.arange(tot) - np.repeat(np.cumsum(lens) - lens, lens)
+    tok = allcols[np.repeat(start, lens) + pos] if tot else np.zeros(0, np.int64)
+    q = np.asarray([lex.vocab_.get(t, -1) for t in toks], np.int64)
+    df = lex.stats_["title"]["df"]
+    qdf = np.where(q >= 0, df[np.maximum(q, 0)].astype(np.float64), 0.0)
+    idf = np.log1p((lex.n_docs_ - qdf + 0.5) / (qdf + 0.5))
+    present = np.zeros((n, len(q)), bool)
+    for j, c in enumerate(q):
+        if c >= 0:
+            present[:, j] = np.bincount(owner, weights=tok == c, minlength=n) > 0
+    flen = np.maximum(lens, 1).astype(np.float64)
+
+    def first_pos(mask):
+        out = np.full(n, np.inf)
+        np.minimum.at(out, owner[mask], pos[mask])
+        return np.where(np.isfinite(out), out / flen, 1.5)
+
+    head = next((j for j in range(len(toks) - 1, -1, -1) if not _NUM.search(toks[j])), len(toks) - 1)
+    out = {
+        "title_len": lens.astype(np.float32),
+        "title_head": present[:, head].astype(np.float32),
+        "title_head_pos": first_pos(tok == q[head]).astype(np.float32) if q[head] >= 0 else np.full(n, 1.5, np.float32),
+        "title_first_pos": first_pos(np.isin(tok, q[q >= 0])).astype(np.float32),
+        "title_idf_cover": (present @ idf / max(idf.sum(), 1e-9)).astype(np.float32),
+        "title_rare": present[:, int(np.argmax(idf))].astype(np.float32),
+    }
+    pairs = {(a, b) for a, b in zip(q[:-1].tolist(), q[1:].tolist(), strict=True) if a >= 0 and b >= 0}
+    n_pairs = len(set(zip(toks[:-1], toks[1:], strict=True)))
+    bigram = np.zeros(n, np.float64)
+    if pairs and tot > 1:
+        same = owner[:-1] == owner[1:]
+        for a, b in pairs:
+            hit = same & (tok[:-1] == a) & (tok[1:] == b)
+            bigram += np.bincount(owner[:-1][hit], minlength=n) > 0
+    out["title_bigram"] = (bigram / n_pairs if n_pairs else np.full(n, -1.0)).astype(np.float32)
+    digits = [j for j, t in enumerate(toks) if _NUM.search(t)]
+    out["title_num"] = (present[:, digits].mean(1) if digits else np.full(n, -1.0)).astype(np.float32)
+    return out
+
+
 def assemble(
     engine,
     query: str | None,
@@ -317,6 +383,12 @@ def assemble(
         f.update(_lexical_features(lex, rows, exact, fuzzy, n_tok))
         f["title_all_terms"] = (f.get("cover_title", np.zeros(n)) >= 0.999).astype(np.float32)
         f["q_oov"] = np.full(n, (n_tok - len(exact)) / max(n_tok, 1), np.float32)
+        f.update(_title_order_features(lex, rows, query))
+        tri = getattr(engine.retriever_, "ngram_", None)
+        if tri is not None and "title" in tri.matrices_:
+            # Character-trigram coverage: misspelt and compound words still overlap.
+            t_exact, _, t_n = _query_terms(tri, query, analyzer=tri._tokens)
+            f["tri_cover_title"] = _lexical_features(tri, rows, t_exact, [], t_n)["cover_title"]
     f["q_len"] = np.full(n, float(n_tok), np.float32)
     f["q_has_digit"] = np.full(n, float(bool(query) and bool(_NUM.search(query or ""))), np.float32)
     # -- exact attribute match: query text vs brand / colour / leaf -------

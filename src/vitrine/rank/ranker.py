@@ -436,25 +436,16 @@ def _usable(X: np.ndarray) -> np.ndarray:
     return fin.any(0) & (np.nanstd(np.where(fin, X, np.nan), axis=0) > 0)
 
 
-def _prime_queries(retriever, queries: list[str], batch: int = 256) -> None:
+def _prime_queries(retriever, queries: list[str]) -> None:
     """Encode training queries in batches into the retriever's query cache
     (one model call per batch instead of one per query), when it has one."""
-    enc = getattr(retriever, "text_encoder_", None)
-    cache = getattr(retriever, "_qcache", None)
-    if enc is None or cache is None or not hasattr(enc, "encode"):
+    warm = getattr(retriever, "warm_queries", None)
+    if warm is None:
         return
-    todo = [q for q in queries if q and ("t", q) not in cache][:4000]
-    saved = getattr(enc, "cache_dir", None)
     try:
-        enc.cache_dir = None
-        for i in range(0, len(todo), batch):
-            chunk = todo[i: i + batch]
-            for q, v in zip(chunk, enc.encode(chunk), strict=True):
-                cache[("t", q)] = v
+        warm(queries[:4000])
     except Exception:  # noqa: BLE001 - priming is an optimisation only
         pass
-    finally:
-        enc.cache_dir = saved
 
 
 def _concat(a: Candidates, b: Candidates) -> Candidates:
