@@ -169,6 +169,9 @@ class Retriever:
     tower_seconds, tower_epochs : training budget of the tower; seconds default
         to ``settings.tower_seconds`` when that setting exists, else 90, and
         small catalogs get less: min(tower_seconds, 5 + 0.02 * training images).
+    tower_members : the tower is an ensemble of up to this many networks
+        (own seeds, equal shares of the budget, outputs averaged); each
+        member needs 30 s of the budget, so small catalogs train one.
     fusion : "rrf" or "zsum" (see module docstring).
     weights : source -> weight in the fused score.
     propagate : neighbours (by image) whose text enriches the image vector of
@@ -221,6 +224,7 @@ class Retriever:
         image_size: int = 64,
         tower_seconds: float | None = None,
         tower_epochs: int = 30,
+        tower_members: int = 3,
         fusion: str = "rrf",
         weights: dict[str, float] | None = None,
         propagate: int = 10,
@@ -241,6 +245,7 @@ class Retriever:
         self.image_size = image_size
         self.tower_seconds = tower_seconds
         self.tower_epochs = tower_epochs
+        self.tower_members = tower_members
         self.fusion = fusion
         self.weights = weights
         self.propagate = propagate
@@ -340,6 +345,7 @@ class Retriever:
                 tv, terms = None, None
                 if enc.name == "tower":
                     enc.max_seconds = min(self.tower_seconds_, 5.0 + 0.02 * int(train.sum()))
+                    enc.members = max(1, min(self.tower_members, int(enc.max_seconds // 30)))
                     vtexts = [visual_text(catalog, i) for i in np.flatnonzero(train)]
                     tv = self.text_encoder_.encode(vtexts, progress=progress)
                     if self.visual_terms:
@@ -927,7 +933,7 @@ class Retriever:
         if getattr(self, "query_encoder_", None) is not None:
             self.query_encoder_.save(folder / "query_encoder")
         params = {k: getattr(self, k) for k in ("depth", "text_model", "image_model", "image_size", "tower_seconds",
-                                                  "tower_epochs", "fusion", "weights", "propagate", "visual_terms", "ngram", "item_fusion",
+                                                  "tower_epochs", "tower_members", "fusion", "weights", "propagate", "visual_terms", "ngram", "item_fusion",
                                                   "fusion_seconds", "fusion_pseudo", "max_reviews", "query_tuning",
                                                   "query_tuning_seconds", "cache_dir",
                                                   "device")}
