@@ -18,18 +18,20 @@ class LambdaMART:
     n_estimators, learning_rate, num_leaves, min_data_in_leaf : tree ensemble size and shape.
     num_threads : LightGBM threads.
     valid_fraction : share of query groups held out for early stopping.
+    patience : rounds without a better validation NDCG before stopping.
     seed : random seed.
     """
 
     def __init__(self, *, n_estimators: int = 400, learning_rate: float = 0.05, num_leaves: int = 31,
                  min_data_in_leaf: int = 40, num_threads: int = 2, valid_fraction: float = 0.1,
-                 seed: int = 0) -> None:  # fmt: skip
+                 patience: int = 40, seed: int = 0) -> None:  # fmt: skip
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.min_data_in_leaf = min_data_in_leaf
         self.num_threads = num_threads
         self.valid_fraction = valid_fraction
+        self.patience = patience
         self.seed = seed
 
     def _params(self) -> dict:
@@ -62,7 +64,7 @@ class LambdaMART:
         if valid.any():
             va, gva = take(valid)
             sets.append(lgb.Dataset(X[va], y[va], group=gva, reference=dtr, **kw))
-            cbs.append(lgb.early_stopping(40, verbose=False))
+            cbs.append(lgb.early_stopping(self.patience, verbose=False))
         self.booster_ = lgb.train(self._params(), dtr, num_boost_round=self.n_estimators,
                                   valid_sets=sets[1:] or None, callbacks=cbs)
         return self

@@ -76,7 +76,10 @@ class SearchRanker:
     debias : weight log clicks by inverse examination propensity.
     max_log_pages : at most this many logged pages are used for training.
     max_queries : at most this many judged queries are used for training.
-    n_estimators, num_threads, seed : LambdaMART settings.
+    n_estimators, num_threads, seed : boosting settings (``n_estimators``: rounds of the click model).
+    lambdamart_rounds, lambdamart_patience : rounds of LambdaMART on judgments, and rounds without a
+        better validation NDCG before it stops (the best round is kept; a short patience stopped at
+        noisy early maxima: Home Depot best rounds 89-313 with 40, 510-600 with 150).
     neural_epochs, neural_seconds : training budget of the neural ranker.
     device : "cpu", "cuda" or "auto" for training the neural ranker.
 
@@ -90,7 +93,8 @@ class SearchRanker:
 
     def __init__(self, *, model: str = "lambdamart", weights: dict[str, float] | None = None, depth: int = 200,
                  personal_features: bool = True, debias: bool = True, max_log_pages: int = 20000,
-                 max_queries: int = 6000, n_estimators: int = 400, num_threads: int = 2,
+                 max_queries: int = 6000, n_estimators: int = 400, lambdamart_rounds: int = 600,
+                 lambdamart_patience: int = 150, num_threads: int = 2,
                  seed: int = 0, objective: str = "pbm", judged_negatives: float = 1.0, neural_epochs: int = 30,
                  neural_seconds: float = 120.0, device: str = "auto") -> None:  # fmt: skip
         self.model = model
@@ -101,6 +105,8 @@ class SearchRanker:
         self.max_log_pages = max_log_pages
         self.max_queries = max_queries
         self.n_estimators = n_estimators
+        self.lambdamart_rounds = lambdamart_rounds
+        self.lambdamart_patience = lambdamart_patience
         self.num_threads = num_threads
         self.seed = seed
         self.objective = objective
@@ -244,7 +250,8 @@ class SearchRanker:
         usable = _usable(X)
         self.feature_names_ = [n for n, u in zip(names, usable, strict=True) if u]
         X = X[:, usable]
-        self.model_ = LambdaMART(n_estimators=self.n_estimators, num_threads=self.num_threads, seed=self.seed)
+        self.model_ = LambdaMART(n_estimators=self.lambdamart_rounds, patience=self.lambdamart_patience,
+                                 num_threads=self.num_threads, seed=self.seed)
         self.model_.fit(X, y, sizes, self.feature_names_, weight=w if (w != 1).any() else None)
         self.fitted_ = True
         return self
