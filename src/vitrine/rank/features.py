@@ -267,6 +267,11 @@ def _lexical_features(lex, rows: np.ndarray, exact: list[int], fuzzy: list[list[
     return out
 
 
+# Names made by _title_order_features and the trigram cover beside it.
+TITLE_ORDER = ("title_len", "title_head", "title_head_pos", "title_first_pos", "title_idf_cover", "title_rare",
+               "title_bigram", "title_num", "tri_cover_title")
+
+
 def _title_order_features(lex, rows: np.ndarray, query: str) -> dict[str, np.ndarray]:
     """Title features that need token order or per-token weight, which BM25 sums lose.
 
