@@ -59,3 +59,23 @@ def test_too_few_judged_queries_means_no_tuning(shop):
     pairs = tuner.pairs(judg, lambda xs: np.zeros(len(xs), np.int64))
     assert tuner.fit(enc._st(), pairs, vecs) is None
     assert QueryTuner.pairs(None, lambda xs: xs) == {}
+
+
+def test_retriever_tunes_queries_from_judgments_and_keeps_them_through_save(shop, tmp_path):
+    from vitrine.data.catalog import Catalog
+    from vitrine.retrieve import Retriever
+
+    _, _, _, judg = shop
+    titles = [t for ts in FAMILIES.values() for t in ts]
+    cat = Catalog(pd.DataFrame({"product_id": [f"p{i}" for i in range(len(titles))], "title": titles}))
+    many = pd.concat([judg.assign(query=judg["query"] + f" v{i}") for i in range(3)])  # 108 judged queries
+    r = Retriever(image_model="none", cache_dir=str(tmp_path / "cache")).fit(cat, judgments=many)
+    assert r.query_encoder_ is not None
+    plain = Retriever(image_model="none", query_tuning=False, cache_dir=str(tmp_path / "cache")).fit(cat, judgments=many)
+    assert plain.query_encoder_ is None
+    np.testing.assert_allclose(plain.text_vectors_, r.text_vectors_, atol=1e-6)  # products are not re-encoded
+    q = ["grindle 99 v7"]
+    assert not np.allclose(r.encode_queries(q), plain.encode_queries(q), atol=1e-3)
+    r.save(tmp_path / "r")
+    back = Retriever.load(tmp_path / "r", cat)
+    np.testing.assert_allclose(back.encode_queries(q), r.encode_queries(q), atol=1e-5)
