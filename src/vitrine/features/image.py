@@ -335,7 +335,10 @@ class ImageTower:
         self.history_: list[float] = []
         self.seconds_ = 0.0
         k = max(1, int(self.members))
-        self.nets_ = [_tower_net(self.dim_, self.width, cnn=self.cnn, n_terms=self.n_terms_).to(dev) for _ in range(k)]
+        self.nets_ = []
+        for i in range(k):
+            torch.manual_seed(self.seed + i)  # each member's initial weights come from its own seed
+            self.nets_.append(_tower_net(self.dim_, self.width, cnn=self.cnn, n_terms=self.n_terms_).to(dev))
         if n < 2:
             for net in self.nets_:
                 net.eval()
@@ -355,7 +358,6 @@ class ImageTower:
 
     def _fit_member(self, net, x_all, side, t, y, budget: float, seed: int, bar) -> None:
         torch = _torch()
-        torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         dev = self._device()
         n = len(side)
