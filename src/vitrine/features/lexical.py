@@ -193,11 +193,13 @@ class BM25Index:
             self.matrices_[f] = m[:-1].tocsc()
         self.n_docs_ -= 1
         if getattr(self, "sequences_", None) is not None:
+            # The appended last document takes the row's place, as in the matrices.
             indptr, cols = self.sequences_
-            seqs = [cols[indptr[i]: indptr[i + 1]] for i in range(len(indptr) - 1)]
-            seqs[row] = seqs.pop()
-            lens = np.fromiter((len(x) for x in seqs), np.int64, len(seqs))
-            self.sequences_ = (np.concatenate([[0], np.cumsum(lens)]), np.concatenate(seqs).astype(np.int64))
+            last = cols[indptr[-2]:]
+            lens = np.diff(indptr)[:-1]
+            lens[row] = len(last)
+            cols = np.concatenate([cols[: indptr[row]], last, cols[indptr[row + 1]: indptr[-2]]])
+            self.sequences_ = (np.concatenate([[0], np.cumsum(lens)]), cols)
 
     def score_fields(self, query: str) -> dict[str, np.ndarray]:
         """Per-field BM25 scores of every document, each of shape (n_docs,)."""

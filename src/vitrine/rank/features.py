@@ -150,11 +150,11 @@ def product_table(products: pd.DataFrame, reviews: pd.DataFrame | None = None) -
     return ProductTable(cols, attrs)
 
 
-def _query_terms(lex, query: str, analyzer=None) -> tuple[list[int], list[list[int]], int]:
+def _query_terms(lex, query: str) -> tuple[list[int], list[list[int]], int]:
     """Vocabulary columns of the query tokens, fuzzy expansions, and token count."""
     from vitrine.features.lexical import tokenize
 
-    toks = (analyzer or tokenize)(query)
+    toks = tokenize(query)
     vocab = lex.vocab_
     exact = [vocab[t] for t in toks if t in vocab]
     fuzzy: list[list[int]] = []
@@ -392,8 +392,9 @@ def assemble(
         tri = getattr(engine.retriever_, "ngram_", None)
         if tri is not None and "title" in tri.matrices_:
             # Character-trigram coverage: misspelt and compound words still overlap.
-            t_exact, _, t_n = _query_terms(tri, query, analyzer=tri._tokens)
-            f["tri_cover_title"] = _lexical_features(tri, rows, t_exact, [], t_n)["cover_title"]
+            grams = tri._tokens(query)
+            t_exact = [tri.vocab_[g] for g in grams if g in tri.vocab_]
+            f["tri_cover_title"] = _lexical_features(tri, rows, t_exact, [], len(grams))["cover_title"]
     f["q_len"] = np.full(n, float(n_tok), np.float32)
     f["q_has_digit"] = np.full(n, float(bool(query) and bool(_NUM.search(query or ""))), np.float32)
     # -- exact attribute match: query text vs brand / colour / leaf -------
