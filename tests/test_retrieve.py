@@ -52,9 +52,26 @@ def test_image_modality_must_measurably_help(shop, fitted) -> None:
     ds, truth, cache = shop
     r, cat = fitted
     text_only = Retriever(image_model="none", cache_dir=str(cache)).fit(cat)
-    assert text_only.image_vectors_ is None
+    assert text_only.image_vectors_ is None and "seen" not in text_only.lexical_.fields_
     with_images, without = _colour_recall(r, cat, truth), _colour_recall(text_only, cat, truth)
     assert with_images >= 2 * without, (with_images, without)
+
+
+def test_photo_words_index_what_the_text_does_not_say(shop, fitted) -> None:
+    """The lexical 'seen' field holds the colour a photo shows when the text omits it, and only unsaid words."""
+    _, truth, _ = shop
+    r, cat = fitted
+    assert "seen" in r.lexical_.fields_
+    words = np.array(list(r.lexical_.vocab_), dtype=object)
+    seen = r.lexical_.matrices_["seen"].tocsr()
+    t = truth.loc[cat.ids]
+    pool = np.flatnonzero(~t["color_in_text"].to_numpy())
+    hits = [t["color"].iloc[i].lower() in set(words[seen[i].indices]) for i in pool]
+    assert np.mean(hits) >= 0.5, np.mean(hits)
+    for i in range(0, len(cat), 7):
+        said = {w for f, m in r.lexical_.matrices_.items() if f != "seen" for w in words[m.tocsr()[i].indices]}
+        assert not said & set(words[seen[i].indices])
+    assert len(seen[int(pool[0])].indices) <= 8
 
 
 def test_retrieve_sources_and_fusion(fitted) -> None:
@@ -121,6 +138,11 @@ def test_upsert_delete_and_save_load(fitted, shop, tmp_path) -> None:
     r2.add(rows)
     c = r2.retrieve("quantum flux capacitor", k=3)
     assert c.rows[0] == rows[0]
+    # Its photo (product 5's) names what the new title does not: product 5's own words come back.
+    words = np.array(list(r2.lexical_.vocab_), dtype=object)
+    seen_new = set(words[r2.lexical_.matrices_["seen"].tocsr()[rows[0]].indices])
+    title5 = {w for w in words[r2.lexical_.matrices_["title"].tocsr()[5].indices]}
+    assert seen_new & title5 and not seen_new & {"quantum", "flux", "capacitor"}
     cat.delete("zz1")
     assert rows[0] not in r2.retrieve("quantum flux capacitor", k=3).rows
 

@@ -45,7 +45,7 @@ from vitrine.features.attributes import (
 )
 from vitrine.features.fusion import METHODS as FUSION_METHODS
 from vitrine.features.fusion import ModalityFusion
-from vitrine.features.lexical import BM25Index
+from vitrine.features.lexical import DEFAULT_FIELDS, BM25Index
 from vitrine.features.reviews import pool_reviews
 from vitrine.features.visual_terms import VisualTerms
 from vitrine.index.vector import VectorIndex
@@ -57,6 +57,9 @@ NGRAM_FIELDS = {"title": 1.0}  # typo-tolerant matching where it matters most
 FUSIONS = ("rrf", "zsum")
 ITEM_FUSIONS = ("average",) + FUSION_METHODS
 QUERY_CACHE_SIZE = 4096  # query vectors kept (text and image query vectors together)
+# A photo's word is evidence, not the merchant's statement: it weighs less than a title word (3.0).
+SEEN_WEIGHT = 1.0
+SEEN_LIMIT = 8  # words per product, so a confused photo cannot match every query
 DEFAULT_WEIGHTS = {"lexical": 1.0, "ngram": 0.5, "dense": 1.0, "image": 1.0, "popularity": 0.0, "item": 1.0}
 
 
@@ -181,6 +184,14 @@ class Retriever:
     visual_terms : the tower also learns P(word | photo) for the frequent words
         of products' visual text (:mod:`vitrine.features.visual_terms`); a
         text query's image score adds the mean log-probability of its words.
+    image_words : a product with text and a photo also gets, in a lexical
+        field ``seen`` (weight ``SEEN_WEIGHT``), the visual words its photo
+        shows with at least this probability that its text does not say
+        ("blue" for a blue shirt titled "Cotton shirt", but not when the
+        text names a word that never shares a text with "blue", such as
+        "navy": the merchant has chosen); None turns it off.
+        Needs ``visual_terms``. Text-less products are left to the image
+        source, whose visual-word likelihood already scores them.
     item_fusion : how the item vector is made from the modalities: "average"
         (unit mean of the text and image vectors, untrained), or a learned
         :class:`~vitrine.features.fusion.ModalityFusion` method ("concat",
@@ -229,6 +240,7 @@ class Retriever:
         weights: dict[str, float] | None = None,
         propagate: int = 10,
         visual_terms: bool = True,
+        image_words: float | None = 0.3,
         ngram: bool = True,
         item_fusion: str | None = None,
         fusion_seconds: float = 20.0,
@@ -250,6 +262,7 @@ class Retriever:
         self.weights = weights
         self.propagate = propagate
         self.visual_terms = visual_terms
+        self.image_words = image_words
         self.ngram = ngram
         self.item_fusion = item_fusion
         self.fusion_seconds = fusion_seconds
@@ -308,9 +321,7 @@ class Retriever:
         self.catalog_ = catalog
         n = len(catalog)
         docs = [product_doc(catalog, i) for i in range(n)]
-        self.lexical_ = BM25Index().fit(docs)
         self.ngram_ = BM25Index(fields=NGRAM_FIELDS, analyzer="char3").fit(docs) if self.ngram else None
-        del docs
         self.popularity_ = popularity_prior(catalog)
         self._qcache: OrderedDict = OrderedDict()
         # dense text
@@ -367,6 +378,9 @@ class Retriever:
                 self._enrich_text_less()
                 self.image_index_ = VectorIndex().build(self.image_vectors_[ok], np.flatnonzero(ok))
             del imgs
+        # The lexical index waits for the photos: its "seen" field holds what they show.
+        self.lexical_ = BM25Index(fields=self._lexical_fields()).fit(self._with_seen(docs, np.arange(n)))
+        del docs
         self.fusion_ = None
         if self.item_fusion_ != "average" and self.text_encoder_ is not None:
             self._fit_modalities(reviews, progress)
@@ -436,6 +450,27 @@ class Retriever:
         mods, masks = self._modalities()
         self.fusion_ = ModalityFusion(method=self.item_fusion_, seconds=self.fusion_seconds,
                                       seed=self.seed_).fit(mods, masks, qv, np.asarray(rows, np.int64))
+
+    def _lexical_fields(self) -> dict[str, float]:
+        if self.image_words is None or getattr(self, "visual_terms_", None) is None:
+            return dict(DEFAULT_FIELDS)
+        return {**DEFAULT_FIELDS, "seen": SEEN_WEIGHT}
+
+    def _with_seen(self, docs: list[dict[str, str]], rows: np.ndarray) -> list[dict[str, str]]:
+        """Docs of ``rows`` plus, when the index has a ``seen`` field, what their photos show that their text does not."""
+        if "seen" not in self._lexical_fields():
+            return docs
+        vt = self.visual_terms_
+        rows = np.asarray(rows, np.int64)
+        shown = (rows < len(vt.floor_)) & self.has_image_[rows] & self.has_text_[rows]
+        for d in docs:
+            d["seen"] = ""
+        if shown.any():
+            idx = np.flatnonzero(shown)
+            texts = [" ".join(v for f, v in docs[i].items() if f != "seen" and v) for i in idx]
+            for i, words in zip(idx, vt.seen(rows[idx], self.image_words, texts), strict=True):
+                docs[i]["seen"] = " ".join(words[:SEEN_LIMIT])
+        return docs
 
     def _enrich_text_less(self, rows: np.ndarray | None = None) -> None:
         """Blend the image vector of text-less products with their image-neighbours' text.
@@ -781,15 +816,6 @@ class Retriever:
 
         self._check()
         rows = np.asarray(rows, np.int64)
-        for row in rows:
-            doc = product_doc(self.catalog_, int(row))
-            for index in (self.lexical_, getattr(self, "ngram_", None)):
-                if index is None:
-                    continue
-                if row < index.n_docs_:
-                    index.replace(int(row), doc)
-                else:
-                    index.append([doc])
         n = len(self.catalog_)
         grow = n - len(self.popularity_)
         self.popularity_ = np.concatenate([self.popularity_, np.zeros(max(0, grow), np.float32)])
@@ -837,11 +863,25 @@ class Retriever:
                 self._enrich_text_less(rows[ok & ~self.has_text_[rows]])
             self.image_index_.remove(rows)
             self.image_index_.add(self.image_vectors_[rows[ok]], rows[ok])
+        self._index_docs(rows)
         if getattr(self, "fusion_", None) is not None:
             self._add_modalities(rows, reviews)
             self._build_items(rows)
         else:
             self._build_items()
+
+    def _index_docs(self, rows: np.ndarray) -> None:
+        """Lexical and trigram rows for added or replaced products (after their photos are read)."""
+        docs = [product_doc(self.catalog_, int(r)) for r in rows]
+        seen = self._with_seen([dict(d) for d in docs], rows) if "seen" in self.lexical_.fields_ else docs
+        for index, batch in ((self.lexical_, seen), (getattr(self, "ngram_", None), docs)):
+            if index is None:
+                continue
+            for row, doc in zip(rows, batch, strict=True):
+                if row < index.n_docs_:
+                    index.replace(int(row), doc)
+                else:
+                    index.append([doc])
 
     def _add_modalities(self, rows: np.ndarray, reviews) -> None:
         n = len(self.catalog_)
@@ -933,7 +973,7 @@ class Retriever:
         if getattr(self, "query_encoder_", None) is not None:
             self.query_encoder_.save(folder / "query_encoder")
         params = {k: getattr(self, k) for k in ("depth", "text_model", "image_model", "image_size", "tower_seconds",
-                                                  "tower_epochs", "tower_members", "fusion", "weights", "propagate", "visual_terms", "ngram", "item_fusion",
+                                                  "tower_epochs", "tower_members", "fusion", "weights", "propagate", "visual_terms", "image_words", "ngram", "item_fusion",
                                                   "fusion_seconds", "fusion_pseudo", "max_reviews", "query_tuning",
                                                   "query_tuning_seconds", "cache_dir",
                                                   "device")}

@@ -65,3 +65,32 @@ def test_borrow_moves_probability_towards_the_neighbours_words():
     assert p[0, red] == pytest.approx(0.75 * 0.2 + 0.25, rel=1e-4)
     assert p[0, navy] == pytest.approx(0.75 * 0.2, rel=1e-4)
     assert p[1, red] == pytest.approx(0.2, rel=1e-4)  # other rows untouched
+
+
+def _catalogue_texts(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    return [f"{rng.choice(['men', 'women'])} {rng.choice(['red', 'blue', 'green'])} {rng.choice(['shirt', 'dress'])}"
+            for _ in range(n)]
+
+
+def test_rivals_are_common_words_that_never_share_a_text():
+    vt = VisualTerms.build(_catalogue_texts(), min_df=3)
+    r = vt.rivals_.toarray()
+    v = vt.vocab_
+    assert r[v["men"], v["women"]] and r[v["red"], v["blue"]] and r[v["shirt"], v["dress"]]
+    assert not r[v["men"], v["red"]] and not r[v["blue"], v["dress"]]
+    assert not VisualTerms.build(TEXTS, min_df=3).rivals_.toarray().any()  # ten texts are no evidence
+
+
+def test_seen_words_are_what_the_photo_shows_and_the_text_is_silent_on(tmp_path):
+    vt = VisualTerms.build(_catalogue_texts(), min_df=3)
+    p = np.full((1, len(vt)), 0.05)
+    p[0, vt.vocab_["red"]], p[0, vt.vocab_["men"]] = 0.95, 0.9
+    p[0, vt.vocab_["shirt"]] = 0.6
+    vt.set_rows(np.zeros(1, np.int64), np.log(p), n_rows=1)
+    assert vt.seen(np.zeros(1, np.int64), 0.5, ["plain tee"]) == [["red", "men", "shirt"]]
+    assert vt.seen(np.zeros(1, np.int64), 0.5, ["women shirt"]) == [["red"]]  # "women" rules out "men"
+    assert vt.seen(np.zeros(1, np.int64), 0.5, ["blue dress"]) == [["men"]]  # the merchant chose the colour
+    vt.save(tmp_path / "vt")
+    back = VisualTerms.load(tmp_path / "vt")
+    assert back.seen(np.zeros(1, np.int64), 0.5, ["blue dress"]) == [["men"]]

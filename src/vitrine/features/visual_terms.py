@@ -60,7 +60,23 @@ class VisualTerms:
         self.vocab_ = {t: j for j, t in enumerate(words[: self.max_terms])}
         self.excess_ = sp.csc_matrix((0, len(self.vocab_)), dtype=np.float32)
         self.floor_ = np.zeros(0, np.float32)
+        self.rivals_ = self._rivals(self.targets(texts))
         return self
+
+    @staticmethod
+    def _rivals(y: np.ndarray, lift: float = 0.1, min_expected: float = 5.0) -> sp.csr_matrix:
+        """Word pairs that (nearly) never share a text though both are common: "blue"/"navy", "men"/"women".
+
+        Pairs co-occurring under ``lift`` times what independence predicts,
+        where independence predicts at least ``min_expected`` texts (so that
+        the shortfall is evidence, not chance).
+        """
+        m = sp.csr_matrix(y, dtype=np.float32)
+        n = max(m.shape[0], 1)
+        df = np.asarray(m.sum(0)).ravel()
+        co = (m.T @ m).toarray()
+        expected = np.outer(df, df) / n
+        return sp.csr_matrix((co < lift * expected) & (expected >= min_expected))
 
     def __len__(self) -> int:
         return len(self.vocab_)
@@ -110,6 +126,31 @@ class VisualTerms:
         p = (1 - share) * np.exp(self.logp(rows)) + share * vote
         self.set_rows(rows, np.log(np.clip(p, 1e-4, 1.0)), n_rows=len(self.floor_))
 
+    def seen(self, rows: np.ndarray, threshold: float, texts: Sequence[str]) -> list[list[str]]:
+        """Per row, the words its photo shows with probability >= ``threshold`` that its text is silent on.
+
+        Silent: the text neither says the word nor a rival of it (a navy
+        shirt's photo may look blue, but its text has chosen "navy"). Most
+        probable first.
+        """
+        words = np.array(list(self.vocab_), dtype=object)
+        if not len(words):
+            return [[] for _ in rows]
+        lp = self.logp(rows)
+        rivals = getattr(self, "rivals_", None)
+        out = []
+        for row, text in zip(lp, texts, strict=True):
+            said = set(tokenize(text))
+            cols = [self.vocab_[t] for t in said if t in self.vocab_]
+            ok = row >= np.log(threshold)
+            if cols:
+                ok[cols] = False
+                if rivals is not None and rivals.shape[0] == len(words):
+                    ok[rivals[cols].indices] = False
+            hit = np.flatnonzero(ok)
+            out.append([w for w in words[hit[np.argsort(-row[hit], kind="stable")]] if w not in said])
+        return out
+
     def clear_rows(self, rows: np.ndarray) -> None:
         rows = np.asarray(rows, np.int64)
         rows = rows[rows < len(self.floor_)]
@@ -142,6 +183,7 @@ class VisualTerms:
             {"words": words, "params": {"min_df": self.min_df, "max_terms": self.max_terms, "keep": self.keep}},
             ensure_ascii=False))
         sp.save_npz(folder / "visual_terms.npz", self.excess_.tocsc())
+        sp.save_npz(folder / "visual_rivals.npz", getattr(self, "rivals_", sp.csr_matrix((0, 0), dtype=bool)))
         np.save(folder / "visual_floor.npy", self.floor_)
 
     @classmethod
@@ -155,4 +197,6 @@ class VisualTerms:
         self.vocab_ = {t: j for j, t in enumerate(meta["words"])}
         self.excess_ = sp.load_npz(folder / "visual_terms.npz").tocsc().astype(np.float32)
         self.floor_ = np.load(folder / "visual_floor.npy")
+        rivals = folder / "visual_rivals.npz"
+        self.rivals_ = sp.load_npz(rivals).tocsr() if rivals.exists() else None
         return self

@@ -37,7 +37,7 @@ _NUM = re.compile(r"\d")
 
 def feature_group(name: str) -> str:
     """The explanation bucket of a feature name."""
-    if name.startswith(("src_image", "image")):
+    if name.startswith(("src_image", "image")) or name.endswith(("_seen", "_seen_rel")):
         return "image"
     if name.startswith(("src_popularity", "sales", "fresh")):
         return "popularity"
