@@ -136,6 +136,11 @@ def test_served_features_are_logged_and_erased(fitted: Engine) -> None:
 
     feats = json.loads(served["features"].iat[0])
     assert len(feats) > 3 and all(v is None or isinstance(v, float) for v in feats.values())
+    back = fitted.store.to_dataset().served(["req-1", "nope"])
+    assert len(back) == 5 and set(back["request_id"]) == {"req-1"}
+    page2 = fitted.search("shirt", user_id="logger", k=5, offset=5, request_id="req-2")
+    served2 = fitted.store.query("SELECT * FROM served WHERE request_id = 'req-2' ORDER BY position")
+    assert served2["position"].tolist() == [6, 7, 8, 9, 10] and served2["product_id"].tolist() == list(page2.item_ids)
     fitted.forget_user("logger")
     assert fitted.store.query("SELECT count(*) AS n FROM served WHERE request_id = 'req-1'")["n"].iat[0] == 0
 

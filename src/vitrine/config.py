@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     open_reads: bool = True  # reads need no API key when True
     max_request_bytes: int = 8 * 1024 * 1024
     device: str = "auto"  # "cpu", "cuda" or "auto"
+    log_served: bool = True  # /search logs each shown result's features (training reads them back)
     ranker: str = "lambdamart"  # search ranker: "lambdamart" (LightGBM click model), "neural" or "blend"
     seed: int = 0
 

@@ -222,12 +222,14 @@ class Engine:
         cands = Candidates(cands.rows[keep], cands.scores[keep], {s: v[keep] for s, v in cands.sources.items()})
         ukey = self.user_key(user_id) if personalize else None
         personal = self.personal_.score(ukey, cands.rows) if ukey else None
-        scores, expl = self.ranker_.rank(query, cands, personal, user_key=ukey, engine=self)
+        # Logged features are the very arrays the ranker scores (assembled once).
+        feats = self.ranker_.features(query, cands, personal, user_key=ukey, engine=self) if request_id else None
+        scores, expl = self.ranker_.rank(query, cands, personal, user_key=ukey, engine=self, feats=feats)
         scores = self._apply_rules(cands.rows, scores, rules)
         ranked = np.lexsort((cands.rows, -scores))
         order = ranked[offset: offset + k]
         if request_id is not None:
-            self._log_served(request_id, query, ukey, cands, personal, scores, ranked[: offset + k])
+            self._log_served(request_id, query, ukey, cands, feats, scores, ranked[offset: offset + k], offset)
         res = self._results(cands.rows[order], scores[order], [expl[i] for i in order] if explain else None)
         return (res, cands.rows) if return_candidates else res
 
@@ -245,11 +247,11 @@ class Engine:
         sources = {s: np.concatenate([cands.sources.get(s, nan_a), extra.sources.get(s, nan_b)]) for s in names}
         return Candidates(np.concatenate([cands.rows, pins]), np.concatenate([cands.scores, extra.scores]), sources)
 
-    def _log_served(self, request_id, query, ukey, cands, personal, scores, shown) -> None:
+    def _log_served(self, request_id, query, ukey, cands, feats, scores, shown, offset: int) -> None:
         from vitrine.rank.features import log_record
 
-        feats = self.ranker_.features(query, cands, personal, user_key=ukey, engine=self)
-        records = log_record(request_id, query, ukey, self.catalog_.ids[cands.rows], scores, feats, shown, len(shown))
+        records = log_record(request_id, query, ukey, self.catalog_.ids[cands.rows], scores, feats, shown, len(shown),
+                             first=offset + 1)
         self.store.log_served(records)
 
     def _apply_rules(self, rows: np.ndarray, scores: np.ndarray, rules: Rules | None) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +61,10 @@ class Dataset:
     pseudonymized : bool
         True when ``user_id`` columns already hold keyed hashes (read from a
         store), False for raw ids from files.
+    served : callable or None
+        Read from a store only: ``served(request_ids)`` returns the features
+        logged for the results shown under those requests (columns
+        request_id, product_id, features as JSON text).
     """
 
     products: pd.DataFrame | None = None
@@ -72,6 +76,7 @@ class Dataset:
     meta: dict = field(default_factory=dict)
     warnings: list[Warning_] = field(default_factory=list)
     pseudonymized: bool = False
+    served: Callable[[Sequence[str]], pd.DataFrame] | None = None
 
     @property
     def name(self) -> str:

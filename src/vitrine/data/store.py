@@ -24,6 +24,7 @@ from vitrine.data.dataset import Dataset, coerce_table, load_dataset
 from vitrine.data.schema import EVENTS, PRODUCTS, REVIEWS, TableSpec
 from vitrine.errors import DataValidationError
 
+SERVED_BATCH = 500  # served-feature rows queued before one insert
 _SQL_TYPES = {"str": "VARCHAR", "tags": "VARCHAR", "float": "DOUBLE", "int": "BIGINT",
               "bool": "BOOLEAN", "timestamp": "TIMESTAMP"}
 
@@ -63,6 +64,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(str(self.path), read_only=read_only)
         self._lock = threading.RLock()
+        self._served: list[dict] = []  # served-feature records not yet written (see log_served)
         if not read_only:
             self._create()
 
@@ -84,6 +86,7 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            self.flush_served()
             self._con.close()
 
     def __enter__(self) -> Store:
@@ -206,23 +209,39 @@ class Store:
 
     # -- erasure --------------------------------------------------------------
     def log_served(self, records: list[dict]) -> None:
-        """Append one row per shown result with its served features (JSON)."""
+        """Queue one row per shown result with its served features (JSON).
+
+        Rows are written in batches of ``SERVED_BATCH`` (one insert per
+        request would cost more than the search), and before any read,
+        erasure or close. Unlike events, served rows were never acknowledged
+        to anyone: a crash loses at most one batch of them.
+        """
         if not records:
             return
+        now = pd.Timestamp.now("UTC").tz_localize(None)
+        with self._lock:
+            self._served.extend({**r, "logged_at": now} for r in records)
+            if len(self._served) >= SERVED_BATCH:
+                self.flush_served()
+
+    def flush_served(self) -> None:
+        """Write the queued served rows."""
         import json as _json
 
-        now = pd.Timestamp.now("UTC").tz_localize(None)
-        df = pd.DataFrame({
-            "request_id": [r["request_id"] for r in records],
-            "logged_at": now,
-            "user_id": [r["user_id"] for r in records],
-            "query": [r["query"] for r in records],
-            "position": [r["position"] for r in records],
-            "product_id": [r["product_id"] for r in records],
-            "score": [r["score"] for r in records],
-            "features": [_json.dumps(r["features"]) for r in records],
-        })
         with self._lock:
+            records, self._served = self._served, []
+            if not records:
+                return
+            df = pd.DataFrame({
+                "request_id": [r["request_id"] for r in records],
+                "logged_at": [r["logged_at"] for r in records],
+                "user_id": [r["user_id"] for r in records],
+                "query": [r["query"] for r in records],
+                "position": [r["position"] for r in records],
+                "product_id": [r["product_id"] for r in records],
+                "score": [r["score"] for r in records],
+                "features": [_json.dumps(r["features"]) for r in records],
+            })
             self._con.register("_s", df)
             try:
                 self._con.execute("INSERT INTO served SELECT * FROM _s")
@@ -232,6 +251,7 @@ class Store:
     def forget_user(self, user_key: str) -> int:
         """Erase a (pseudonymised) user's events, reviews and profile; return rows removed."""
         with self._lock:
+            self.flush_served()
             self._con.execute("BEGIN TRANSACTION")
             try:
                 n = 0
@@ -249,6 +269,7 @@ class Store:
     # -- reads ----------------------------------------------------------------
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self._lock:
+            self.flush_served()
             return self._con.execute(sql, params or []).df()
 
     def counts(self) -> dict[str, int]:
@@ -270,7 +291,17 @@ class Store:
             root=None,
             meta={"name": self.path.parent.name},
             pseudonymized=True,
+            served=self.served_features,
         )
+
+    def served_features(self, request_ids) -> pd.DataFrame:
+        """Logged features of the results shown under ``request_ids`` (request_id, product_id, features)."""
+        ids = pd.DataFrame({"request_id": pd.Series(list(request_ids), dtype=str)}).drop_duplicates()
+        with self._lock:
+            self.flush_served()
+            with _registered(self._con, "_ids", ids):
+                return self._con.execute(
+                    "SELECT s.request_id, s.product_id, s.features FROM served s JOIN _ids USING (request_id)").df()
 
 
 @contextmanager

@@ -576,12 +576,12 @@ def to_matrix(feats: Mapping[str, np.ndarray], names: list[str], n: int) -> np.n
 
 def log_record(
     request_id: str, query: str | None, user_key: str | None, product_ids, scores: np.ndarray,
-    feats: Mapping[str, np.ndarray], order: np.ndarray, k: int,
+    feats: Mapping[str, np.ndarray], order: np.ndarray, k: int, first: int = 1,
 ) -> list[dict]:
-    """One JSON-ready record per shown result: position, score and every feature
-    value exactly as served (for later training on served features)."""
+    """One JSON-ready record per shown result: position (from ``first``), score and
+    every feature value exactly as served (for later training on served features)."""
     out = []
-    for pos, i in enumerate(order[:k], start=1):
+    for pos, i in enumerate(order[:k], start=first):
         out.append({
             "request_id": request_id, "query": query, "user_id": user_key, "position": pos,
             "product_id": str(product_ids[i]), "score": float(scores[i]),

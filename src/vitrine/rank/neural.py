@@ -582,7 +582,9 @@ class NeuralSearchRanker(SearchRanker):
         if self.model_ is None or engine is None or not len(cands.rows):
             return self._blend(cands, personal)
         ukey = context.get("user_key")
-        f = self._feats(engine, query, cands, personal, ukey)
+        f = context.get("feats")
+        if f is None:
+            f = self._feats(engine, query, cands, personal, ukey)
         X = to_matrix(f, self.feature_names_, len(cands.rows))
         hist = (live_history(getattr(engine, "personal_", None), ukey) if ukey and self.personal_features
                 else np.zeros(0, np.int64))

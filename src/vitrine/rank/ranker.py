@@ -189,6 +189,8 @@ class SearchRanker:
             ids = sorted(rng.choice(ids, size=self.max_log_pages, replace=False).tolist())
         hist = _History(events, cat, dataset.pseudonymized, engine, HISTORY)
         expo = _Exposure(lab, self.propensities_)
+        served = _served_lookup(getattr(dataset, "served", None), ids)
+        self.served_rows_ = 0
         # At serving, a shopper's exposure is everything logged (all before the request).
         self.exposure_ = {hist.key(u): expo.before(u, None) for u in expo.by_user}
         self.exposure_.pop(None, None)
@@ -204,6 +206,8 @@ class SearchRanker:
             x = expo.before(raw, g["timestamp"].iat[0]) if ukey else None
             # The personalizer's own features cannot be computed as of the page time; leave them out.
             f = self._feats(engine, q, cands, None, ukey, history=h, use_personal_model=False, exposure=x)
+            if rid in served:
+                self.served_rows_ += _use_served(f, g["product_id"].tolist(), served[rid])
             out.append((f, g["label"].to_numpy(np.int32), g["weight"].to_numpy(np.float64)))
             self._log_pos.append(g["position"].to_numpy(np.int64))
             self._log_users.append((ukey, h, x))
@@ -213,14 +217,7 @@ class SearchRanker:
     def fit(self, engine, dataset) -> SearchRanker:
         """Learn from ``dataset.judgments`` and/or logged pages in ``dataset.events``."""
         rng = np.random.default_rng(self.seed)
-        self.model_ = None
-        self.propensities_ = None
-        self.feature_names_: list[str] = []
-        self._log_pos: list[np.ndarray] = []
-        self._log_users: list = []
-        self._log_meta: list = []
-        self.exposure_: dict = {}
-        self.table_ = product_table(engine.catalog_.products, getattr(dataset, "reviews", None))
+        self._start_fit(engine, dataset)
         if self.model == "blend":
             self.fitted_ = True
             return self
@@ -256,6 +253,18 @@ class SearchRanker:
         self.model_.fit(X, y, sizes, self.feature_names_, weight=w if (w != 1).any() else None)
         self.fitted_ = True
         return self
+
+    def _start_fit(self, engine, dataset) -> None:
+        """Forget any previous fit; build the product table every feature reads."""
+        self.model_ = None
+        self.propensities_ = None
+        self.served_rows_ = 0
+        self.feature_names_: list[str] = []
+        self._log_pos: list[np.ndarray] = []
+        self._log_users: list = []
+        self._log_meta: list = []
+        self.exposure_: dict = {}
+        self.table_ = product_table(engine.catalog_.products, getattr(dataset, "reviews", None))
 
     def _fit_click_model(self, engine, dataset, lgroups, rng) -> None:
         """PBM click model over logged pages (+ judged non-relevant candidates as
@@ -347,7 +356,9 @@ class SearchRanker:
         engine = context.get("engine")
         if self.model_ is None or engine is None or not len(cands.rows):
             return self._blend(cands, personal)
-        f = self._feats(engine, query, cands, personal, context.get("user_key"))
+        f = context.get("feats")
+        if f is None:
+            f = self._feats(engine, query, cands, personal, context.get("user_key"))
         X = to_matrix(f, self.feature_names_, len(cands.rows))
         scores = self.model_.predict(X)
         return scores, LazyExplanations(lambda: self.model_.contributions(X), len(scores))
@@ -435,6 +446,43 @@ class SearchRanker:
             self.model_ = cls_.load(folder, self.feature_names_)
         self.fitted_ = True
         return self
+
+
+def _served_lookup(read, request_ids) -> dict[str, dict[str, str]]:
+    """request_id -> product_id -> served features (JSON), for the pages that were logged."""
+    if read is None or not len(request_ids):
+        return {}
+    df = read([str(r) for r in request_ids])
+    out: dict[str, dict[str, str]] = {}
+    for rid, pid, js in zip(df["request_id"], df["product_id"], df["features"], strict=True):
+        out.setdefault(str(rid), {})[str(pid)] = js
+    return out
+
+
+def _use_served(feats: dict[str, np.ndarray], product_ids: list, logged: dict[str, str]) -> int:
+    """Overwrite, in place, each shown product's recomputed features with the values it was served with.
+
+    Recomputation can only approximate the past (the shopper's profile and
+    the catalog have moved on); the log is what the ranker actually saw.
+    Only names the recomputation has are taken, so the feature set does
+    not depend on which pages were logged. Returns the rows replaced.
+    """
+    import json
+
+    n = 0
+    for i, pid in enumerate(product_ids):
+        js = logged.get(str(pid))
+        if js is None:
+            continue
+        values = json.loads(js)
+        for name, col in feats.items():
+            if name in values:
+                if not col.flags.writeable or col.dtype != np.float32:
+                    col = feats[name] = np.array(col, dtype=np.float32)
+                v = values[name]
+                col[i] = np.nan if v is None else v
+        n += 1
+    return n
 
 
 def _list_relative(name: str) -> bool:

@@ -42,9 +42,12 @@ def run_search(state: AppState, engine: Engine, *, q: str | None, user_id: str |
     q = (q or "").strip() or None
     user_id = user_id or None
     rules = state.rules.get(q) if q else None
+    request_id = uuid.uuid4().hex
     with state.lock.read():
+        # Logged under the id the page returns, which its impression and click events carry.
         res = engine.search(q, user_id=user_id, k=limit, query_image=image, filters=filters,
-                            rules=rules, offset=offset, personalize=personalize, explain=explain)
+                            rules=rules, offset=offset, personalize=personalize, explain=explain,
+                            request_id=request_id if state.settings.log_served else None)
         ids, scores = list(res.item_ids), list(res.scores)
         expl = list(res.explanations) if res.explanations is not None else None
         pinned: set[str] = set()
@@ -61,7 +64,7 @@ def run_search(state: AppState, engine: Engine, *, q: str | None, user_id: str |
                 ids, scores = ids[:limit], scores[:limit]
                 expl = expl[:limit] if expl is not None else None
         out = {
-            "request_id": uuid.uuid4().hex,
+            "request_id": request_id,
             "query": q,
             "offset": offset,
             "limit": limit,
