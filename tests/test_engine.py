@@ -93,12 +93,17 @@ def test_bad_event_is_refused_whole(fitted: Engine) -> None:
 
 
 def test_upsert_is_searchable_at_once_and_delete_hides(fitted: Engine) -> None:
-    fitted.upsert_products([{"product_id": "zz-new", "title": "Quixotic zebra lamp", "price": 12.0}])
+    fitted.upsert_products([{"product_id": "zz-new", "title": "Quixotic zebra lamp", "price": 12.0,
+                             "description": "A quixotic zebra lamp for the desk.", "category": "Home > Lighting"}])
     top = fitted.retrieve("quixotic zebra", k=3)
     assert fitted.catalog_.ids[top.rows[0]] == "zz-new"
-    # The learned ranker has never seen this product's kind; it must still show it.
-    assert "zz-new" in fitted.search("quixotic zebra", k=50).item_ids
+    # The learned ranker has never seen this product (no sales, no reviews); its text must still win.
+    assert "zz-new" in fitted.search("quixotic zebra", k=3).item_ids
+    # A bare title is retrievable at once too (the click model ranks it lower: it leans on descriptions).
+    fitted.upsert_products([{"product_id": "zz-bare", "title": "Obsidian walrus clock"}])
+    assert fitted.catalog_.ids[fitted.retrieve("obsidian walrus", k=3).rows[0]] == "zz-bare"
     fitted.delete_product("zz-new")
+    fitted.delete_product("zz-bare")
     assert "zz-new" not in fitted.search("quixotic zebra", k=3).item_ids
 
 

@@ -580,11 +580,18 @@ def log_record(
 ) -> list[dict]:
     """One JSON-ready record per shown result: position (from ``first``), score and
     every feature value exactly as served (for later training on served features)."""
+    shown = np.asarray(order[:k], dtype=np.int64)
+    names = list(feats)
+    # One array operation per feature, not one NumPy scalar per value (this runs on every served page).
+    m = np.empty((len(shown), len(names)), np.float64)
+    for j, name in enumerate(names):
+        m[:, j] = np.asarray(feats[name], np.float64)[shown]
+    m[~np.isfinite(m)] = np.nan
     out = []
-    for pos, i in enumerate(order[:k], start=first):
+    for pos, (i, row) in enumerate(zip(shown.tolist(), m.tolist(), strict=True), start=first):
         out.append({
             "request_id": request_id, "query": query, "user_id": user_key, "position": pos,
             "product_id": str(product_ids[i]), "score": float(scores[i]),
-            "features": {k_: (None if not np.isfinite(v[i]) else float(v[i])) for k_, v in feats.items()},
+            "features": {n: (None if v != v else v) for n, v in zip(names, row, strict=True)},
         })
     return out
