@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -237,3 +238,28 @@ def test_engine_forget_user(tmp_path):
     assert engine.store.counts()["products"] == 5
     assert engine.forget_user(RAW_USERS[0]) == 0
     engine.close()
+
+
+def test_served_rows_are_batched_off_the_request_path_and_survive_close(tmp_path):
+    import time
+
+    from vitrine.data.store import SERVED_BATCH
+
+    path = tmp_path / "s.duckdb"
+    s = Store(path, secret="k")
+    rec = {"request_id": "r", "query": "q", "user_id": "u", "position": 1, "product_id": "p", "score": 0.5,
+           "features": {"bm25_title": 1.5, "src_image": None}}
+    s.log_served([rec] * (SERVED_BATCH - 1))
+    assert len(s._served) == SERVED_BATCH - 1  # below a batch: queued, no insert
+    s.log_served([rec])
+    deadline = time.time() + 10
+    while s._served and time.time() < deadline:  # the writer thread takes the full batch
+        time.sleep(0.01)
+    assert not s._served
+    s.log_served([{**rec, "request_id": "tail"}])  # a part batch is written at close
+    s.close()
+    again = Store(path, secret="k")
+    got = again.query("SELECT request_id, count(*) AS n FROM served GROUP BY request_id ORDER BY request_id")
+    assert got.to_dict("list") == {"request_id": ["r", "tail"], "n": [SERVED_BATCH, 1]}
+    assert again.served_features(["tail"])["features"].map(json.loads).tolist() == [rec["features"]]
+    again.close()

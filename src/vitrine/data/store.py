@@ -65,6 +65,10 @@ class Store:
         self._con = duckdb.connect(str(self.path), read_only=read_only)
         self._lock = threading.RLock()
         self._served: list[dict] = []  # served-feature records not yet written (see log_served)
+        self._served_lock = threading.Lock()  # guards _served only, so a search never waits on an insert
+        self._writer: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._closing = False
         if not read_only:
             self._create()
 
@@ -85,6 +89,10 @@ class Store:
             )
 
     def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join()
         with self._lock:
             self.flush_served()
             self._con.close()
@@ -211,10 +219,11 @@ class Store:
     def log_served(self, records: list[dict]) -> None:
         """Queue one row per shown result with its served features (JSON).
 
-        Rows are written in batches of ``SERVED_BATCH`` (one insert per
-        request would cost more than the search), and before any read,
-        erasure or close. Unlike events, served rows were never acknowledged
-        to anyone: a crash loses at most one batch of them.
+        Rows are written in batches of ``SERVED_BATCH`` by a background
+        thread (one insert per request would cost more than the search, and
+        the request should not wait for the batch either), and before any
+        read, erasure or close. Unlike events, served rows were never
+        acknowledged to anyone: a crash loses at most about one batch.
         """
         if not records:
             return
@@ -223,15 +232,27 @@ class Store:
         # Encoded here, a page at a time (under a millisecond), so that a batch insert stays a few ms.
         now = pd.Timestamp.now("UTC").tz_localize(None)
         rows = [{**r, "logged_at": now, "features": _json.dumps(r["features"])} for r in records]
-        with self._lock:
+        with self._served_lock:
             self._served.extend(rows)
-            if len(self._served) >= SERVED_BATCH:
+            full = len(self._served) >= SERVED_BATCH
+        if full:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="vitrine-served", daemon=True)
+                self._writer.start()
+            self._wake.set()
+
+    def _write_loop(self) -> None:
+        while not self._closing:
+            self._wake.wait()
+            self._wake.clear()
+            if not self._closing:
                 self.flush_served()
 
     def flush_served(self) -> None:
         """Write the queued served rows."""
         with self._lock:
-            records, self._served = self._served, []
+            with self._served_lock:
+                records, self._served = self._served, []
             if not records:
                 return
             df = pd.DataFrame({
