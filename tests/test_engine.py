@@ -179,3 +179,16 @@ def test_forget_user_drops_ranker_state_of_a_trained_shopper(fitted: Engine, sma
     assert key not in fitted.ranker_.exposure_ and not fitted.personal_.knows(key)
     on = fitted.search("dress", user_id=raw, k=10).item_ids
     assert on == fitted.search("dress", k=10).item_ids  # nothing left to personalize with
+
+
+def test_fit_trains_logged_pages_on_the_features_they_were_served_with(copy_home) -> None:
+    """search (logged) -> impression and click events under its request id -> fit reads the log back."""
+    engine = Engine.load(copy_home)
+    res = engine.search("shirt", user_id="served-shopper", k=5, request_id="srv-1")
+    page = [{"user_id": "served-shopper", "product_id": pid, "event": "impression", "query": "shirt",
+             "request_id": "srv-1", "position": i + 1} for i, pid in enumerate(res.item_ids)]
+    click = {**page[1], "event": "click"}
+    engine.record_events([*page, click])
+    engine.fit()
+    assert engine.ranker_.served_rows_ == 5  # the one logged page; every other page is recomputed
+    engine.close()
