@@ -140,15 +140,14 @@ class VisualTerms:
         rivals = getattr(self, "rivals_", None)
         out = []
         for row, text in zip(lp, texts, strict=True):
-            said = set(tokenize(text))
-            cols = [self.vocab_[t] for t in said if t in self.vocab_]
+            cols = [self.vocab_[t] for t in set(tokenize(text)) if t in self.vocab_]
             ok = row >= np.log(threshold)
             if cols:
                 ok[cols] = False
                 if rivals is not None and rivals.shape[0] == len(words):
                     ok[rivals[cols].indices] = False
             hit = np.flatnonzero(ok)
-            out.append([w for w in words[hit[np.argsort(-row[hit], kind="stable")]] if w not in said])
+            out.append(words[hit[np.argsort(-row[hit], kind="stable")]].tolist())
         return out
 
     def clear_rows(self, rows: np.ndarray) -> None:
