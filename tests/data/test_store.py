@@ -75,7 +75,7 @@ def test_failure_mid_write_rolls_back(store, tmp_path, monkeypatch):
     before = store.counts()
     prices = store.query("SELECT product_id, price FROM products ORDER BY product_id")
 
-    def boom(self, events):
+    def boom(self, events, **kw):
         raise RuntimeError("disk full (simulated)")
 
     monkeypatch.setattr(Store, "_append_events", boom)
@@ -85,7 +85,8 @@ def test_failure_mid_write_rolls_back(store, tmp_path, monkeypatch):
     assert store.query("SELECT product_id, price FROM products ORDER BY product_id").equals(prices)
     monkeypatch.undo()
     store.ingest(make_shop(tmp_path / "shop2", price=50.0))  # the store is still usable
-    assert store.counts()["events"] == 2 * before["events"]
+    assert store.counts()["events"] == before["events"]  # the same log: nothing new
+    assert store.query("SELECT min(price) AS m FROM products")["m"].item() == 50.0
 
 
 def test_rollback_survives_reopen(tmp_path, monkeypatch):
@@ -93,7 +94,7 @@ def test_rollback_survives_reopen(tmp_path, monkeypatch):
     with Store(path, secret=SECRET) as s:
         s.ingest(make_shop(tmp_path / "shop"))
         before = s.counts()
-        monkeypatch.setattr(Store, "_append_events", lambda self, e: 1 / 0)
+        monkeypatch.setattr(Store, "_append_events", lambda self, e, **kw: 1 / 0)
         with pytest.raises(ZeroDivisionError):
             s.ingest(make_shop(tmp_path / "shop2", price=70.0))
     monkeypatch.undo()
@@ -106,20 +107,44 @@ def test_rollback_survives_reopen(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
-def test_products_upsert_idempotently_and_events_append(store, tmp_path, fmt):
+def test_ingesting_the_same_folder_twice_stores_it_once(store, tmp_path, fmt):
     shop = make_shop(tmp_path / "shop", fmt)
     store.ingest(shop)
     first = store.counts()
     assert first == {"products": 5, "reviews": 3, "events": 9, "users": 3}
     store.ingest(shop)
-    second = store.counts()
-    assert second["products"] == 5 and second["users"] == 3
-    assert second["events"] == 18 and second["reviews"] == 6
-    n = store.query("SELECT sum(n_events) AS n FROM users")["n"].item()
-    assert n == 18
+    assert store.counts() == first
+    assert store.query("SELECT sum(n_events) AS n FROM users")["n"].item() == 9
     store.ingest(make_shop(tmp_path / "shop2", fmt, price=20.0))  # changed products replace the old ones
     assert store.counts()["products"] == 5
     assert store.query("SELECT min(price) AS m FROM products")["m"].item() == 20.0
+
+
+def test_ingest_adds_only_the_rows_not_stored_and_keeps_real_repeats(store, tmp_path):
+    store.ingest(make_shop(tmp_path / "shop"))
+    old = pd.read_parquet(tmp_path / "shop" / "events.parquet")
+    fresh = {"user_id": RAW_USERS[0], "product_id": "p4", "timestamp": "2024-01-02T12:00:00", "event": "purchase"}
+    # a later export: two stored rows, one of them listed twice (a real second click), and a new row
+    log = pd.concat([old.iloc[:2], old.iloc[:1], pd.DataFrame([fresh])], ignore_index=True)
+    write_table(tmp_path / "later", "events", log.to_dict("records"), "parquet")
+    reviews = [{"product_id": "p1", "text": "good", "rating": 4, "user_id": RAW_USERS[0]},
+               {"product_id": "p2", "text": "meh", "rating": 2, "user_id": RAW_USERS[1]}]
+    write_table(tmp_path / "later", "reviews", reviews, "parquet")
+    store.ingest(tmp_path / "later")
+    assert store.counts() == {"products": 5, "reviews": 4, "events": 11, "users": 3}
+    key = pseudonymize(RAW_USERS[0], SECRET)
+    n = store.query("SELECT n_events FROM users WHERE user_id = ?", [key])["n_events"].item()
+    assert n == 5  # three stored + the repeat + the purchase
+    assert store.query("SELECT count(*) AS n FROM events WHERE event = 'purchase'")["n"].item() == 1
+
+
+def test_live_events_always_append(store, tmp_path):
+    store.ingest(make_shop(tmp_path / "shop"))
+    click = pd.DataFrame([{"user_id": "live", "product_id": "p0", "timestamp": pd.Timestamp("2024-02-01"),
+                           "event": "click"}])
+    store.append_events(click, pseudonymized=False)
+    store.append_events(click, pseudonymized=False)  # the same click twice is two clicks
+    assert store.counts()["events"] == 11
 
 
 def test_user_first_and_last_seen(store, tmp_path):

@@ -140,9 +140,10 @@ class Store:
                     self._upsert_products(products)
                 if reviews is not None and len(reviews):
                     with _registered(con, "_r", reviews[REVIEWS.names]):
-                        con.execute("INSERT INTO reviews SELECT * FROM _r")
+                        new, params = _not_stored(con, "_r", REVIEWS, "product_id IN (SELECT product_id FROM _r)")
+                        con.execute(f"INSERT INTO reviews {new}", params)
                 if events is not None and len(events):
-                    self._append_events(events)
+                    self._append_events(events, skip_stored=True)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -162,20 +163,31 @@ class Store:
         df.loc[mask, "user_id"] = pseudonymize_series(df.loc[mask, "user_id"], self.secret)
         return df
 
-    def _append_events(self, events: pd.DataFrame) -> None:
+    def _append_events(self, events: pd.DataFrame, skip_stored: bool = False) -> None:
+        """Insert events and update ``users``; ``skip_stored``: leave out copies of stored rows.
+
+        Folder ingest skips them so that loading the same log twice stores it
+        once; live events are always new (a click twice is two clicks).
+        """
         con = self._con
         with _registered(con, "_e", events[EVENTS.names]):
-            con.execute("INSERT INTO events SELECT * FROM _e")
+            new, params = "SELECT * FROM _e", []
+            if skip_stored:
+                lo, hi = events["timestamp"].min(), events["timestamp"].max()
+                new, params = _not_stored(con, "_e", EVENTS, "timestamp BETWEEN ? AND ?", [lo, hi])
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _e_new AS {new}", params)
+            con.execute("INSERT INTO events SELECT * FROM _e_new")
             con.execute(
                 """
                 INSERT INTO users
-                SELECT user_id, min(timestamp), max(timestamp), count(*) FROM _e GROUP BY user_id
+                SELECT user_id, min(timestamp), max(timestamp), count(*) FROM _e_new GROUP BY user_id
                 ON CONFLICT (user_id) DO UPDATE SET
                   first_seen = least(users.first_seen, excluded.first_seen),
                   last_seen = greatest(users.last_seen, excluded.last_seen),
                   n_events = users.n_events + excluded.n_events
                 """
             )
+            con.execute("DROP TABLE _e_new")
 
     def append_events(self, events: pd.DataFrame, pseudonymized: bool = True) -> int:
         """Append events durably (committed before returning).
@@ -335,6 +347,29 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> 
         yield
     finally:
         con.unregister(name)
+
+
+def _not_stored(con: duckdb.DuckDBPyConnection, name: str, spec: TableSpec, scope: str,
+                params: list | None = None) -> tuple[str, list]:
+    """(SELECT, parameters) of the rows of registered frame ``name`` not already in ``spec``'s table.
+
+    A multiset difference: a row given k times of which j are stored adds
+    k - j copies, so a log ingested again adds nothing and a log with a real
+    repeated row keeps it. Only stored rows matching ``scope`` (a condition
+    with ``?`` for ``params``) are compared, which keeps the check cheap, and
+    when none match the frame goes in untouched.
+    """
+    params = list(params or [])
+    cols = ", ".join(f'"{c.name}"' for c in spec.columns)
+    stored = f"SELECT {cols} FROM {spec.name} WHERE {scope}"
+    if not con.execute(f"SELECT count(*) FROM ({stored})", params).fetchone()[0]:
+        return f"SELECT * FROM {name}", []
+    same = " AND ".join(f'k."{c.name}" IS NOT DISTINCT FROM s."{c.name}"' for c in spec.columns)
+    sql = f"""
+        WITH k AS (SELECT *, row_number() OVER (PARTITION BY {cols}) AS _k FROM {name}),
+             s AS (SELECT {cols}, count(*) AS _c FROM ({stored}) GROUP BY ALL)
+        SELECT k.* EXCLUDE (_k) FROM k LEFT JOIN s ON {same} WHERE k._k > coalesce(s._c, 0)"""
+    return sql, params
 
 
 def _absolute_images(products: pd.DataFrame, root: Path) -> pd.DataFrame:
