@@ -2,19 +2,23 @@
 
 Usage::
 
-    python benchmarks/bench_understanding.py [--sizes 10000 100000] [--threads 2] [--json]
+    python benchmarks/bench_understanding.py [--sizes 10000 100000 1000000] [--threads 2]
+        [--vectors random|clustered] [--kinds flat hnsw] [--skip-encoders] [--skip-index]
+        [--skip-bm25] [--json]
 
 * text encode: products/s of the dense text encoder (bundled MiniLM) on
   synthetic-shop titles+descriptions, cache disabled (cold) and then cached.
 * image encode: products/s of the image tower's ``encode_images`` at 64 px
   (inference; training is bounded separately by ``tower_seconds``), and tower
   training images/s.
-* index: build time and query latency p50/p99 (ms, one query at a time) for
-  exact (flat) and HNSW FAISS indexes over random unit vectors of dimension 384
-  at each size, plus BM25 scoring latency over the synthetic catalog.
+* index: build time, query latency p50/p99 (ms, one query at a time),
+  recall@10 against exact search and peak RSS for exact (flat) and HNSW
+  FAISS indexes over unit vectors of dimension 384 at each size: random
+  (no structure: HNSW's worst case) or clustered by topic like real
+  embeddings (``--vectors clustered``); plus BM25 build time and scoring
+  latency over random word documents.
 
-Vectors for the index rows are random (latency does not depend on content);
-encode throughput is measured on real synthetic products.
+Encode throughput is measured on real synthetic products.
 
 Fusion comparison (``--fusion DATASET``): fits one retriever (text, image,
 BM25) on the dataset, then each item-fusion method on top of the same
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,15 +97,35 @@ def bench_encoders(n_text: int, n_img: int) -> dict:
     return out
 
 
-def bench_index(n: int, dim: int = 384, queries: int = 200, seed: int = 0) -> dict:
+def index_vectors(n: int, dim: int, queries: int, vectors: str, rng: np.random.Generator):
+    """Unit rows and queries: ``random`` (no structure, HNSW's worst case) or
+    ``clustered`` (one of n/500 topics plus noise of the topic's size, so that
+    members of a topic have cosine about 0.5, as similar products do under a
+    sentence encoder; queries are catalog rows with the same noise again)."""
+    def unit(a):
+        return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
+
+    if vectors == "random":
+        x = unit(rng.normal(size=(n, dim)).astype(np.float32))
+        return x, x[rng.integers(0, n, queries)] + 0.1 * rng.normal(size=(queries, dim)).astype(np.float32)
+    topics = unit(rng.normal(size=(max(1, n // 500), dim)))
+    x = np.empty((n, dim), np.float32)
+    for s in range(0, n, 100_000):  # in slices: a 1M x 384 float64 noise matrix would be 3 GB
+        m = min(n, s + 100_000) - s
+        x[s: s + m] = unit(topics[rng.integers(0, len(topics), m)]
+                           + rng.normal(size=(m, dim)).astype(np.float32) / np.sqrt(dim))
+    q = unit(x[rng.integers(0, n, queries)] + rng.normal(size=(queries, dim)).astype(np.float32) / np.sqrt(dim))
+    return x, q
+
+
+def bench_index(n: int, dim: int = 384, queries: int = 200, seed: int = 0, vectors: str = "random",
+                kinds: tuple[str, ...] = ("flat", "hnsw")) -> dict:
     from vitrine.index.vector import VectorIndex
 
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    q = x[rng.integers(0, n, queries)] + 0.1 * rng.normal(size=(queries, dim)).astype(np.float32)
+    x, q = index_vectors(n, dim, queries, vectors, rng)
     out = {}
-    for kind in ("flat", "hnsw"):
+    for kind in kinds:
         t0 = time.perf_counter()
         idx = VectorIndex(kind=kind).build(x)
         build = time.perf_counter() - t0
@@ -112,23 +137,32 @@ def bench_index(n: int, dim: int = 384, queries: int = 200, seed: int = 0) -> di
         exact = (x @ q[:20].T).argsort(0)[::-1][:10].T
         got = idx.search(q[:20], 10)[0]
         recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, got, strict=True)])
-        out[kind] = {"build_s": round(build, 2), **_pct(lat), "recall@10_vs_exact": round(float(recall), 3)}
+        out[kind] = {"build_s": round(build, 2), **_pct(lat), "recall@10_vs_exact": round(float(recall), 3),
+                     "peak_rss_gb": _peak_rss_gb()}
+        print(json.dumps({"n": n, "vectors": vectors, kind: out[kind]}), file=sys.stderr, flush=True)
+        del idx
     return out
+
+
+def _peak_rss_gb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 def bench_bm25(n: int, queries: int = 200) -> dict:
     from vitrine.features.lexical import BM25Index
 
     rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(20000)]
-    docs = [{"title": " ".join(rng.choice(words, 8)), "description": " ".join(rng.choice(words, 30))}
-            for _ in range(n)]
+    words = np.array([f"w{i}" for i in range(20000)])
+    picks = words[rng.integers(0, len(words), (n, 38))]  # one draw for all rows: per-row draws took minutes at 1M
+    docs = [{"title": " ".join(p[:8]), "description": " ".join(p[8:])} for p in picks]
     t0 = time.perf_counter()
     idx = BM25Index().fit(docs)
     build = time.perf_counter() - t0
     lat = []
     for _ in range(queries):
-        qtext = " ".join(rng.choice(words, 3))
+        qtext = " ".join(words[rng.integers(0, len(words), 3)])
         t0 = time.perf_counter()
         idx.score(qtext)
         lat.append(time.perf_counter() - t0)
@@ -195,6 +229,11 @@ def main() -> None:
     ap.add_argument("--encode-products", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-encoders", action="store_true")
+    ap.add_argument("--skip-bm25", action="store_true")
+    ap.add_argument("--skip-index", action="store_true")
+    ap.add_argument("--vectors", choices=["random", "clustered"], default="random",
+                    help="index rows: random unit vectors, or topic clusters like real embeddings")
+    ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw"], help="index kinds to build")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--fusion", metavar="DATASET", help="compare item-fusion methods on a dataset's test queries")
     ap.add_argument("--methods", nargs="+", default=["average", "concat", "weighted", "attention"])
@@ -216,8 +255,10 @@ def main() -> None:
     res: dict = {"threads": args.threads}
     if not args.skip_encoders:
         res["encoders"] = bench_encoders(args.encode_products, args.encode_products)
-    res["index"] = {str(n): bench_index(n) for n in args.sizes}
-    res["bm25"] = {str(n): bench_bm25(n) for n in args.sizes}
+    if not args.skip_index:
+        res["index"] = {str(n): bench_index(n, vectors=args.vectors, kinds=tuple(args.kinds)) for n in args.sizes}
+    if not args.skip_bm25:
+        res["bm25"] = {str(n): bench_bm25(n) for n in args.sizes}
     print(json.dumps(res, indent=None if args.json else 2))
 
 
