@@ -140,8 +140,9 @@ class Store:
                     self._upsert_products(products)
                 if reviews is not None and len(reviews):
                     with _registered(con, "_r", reviews[REVIEWS.names]):
-                        new, params = _not_stored(con, "_r", REVIEWS, "product_id IN (SELECT product_id FROM _r)")
-                        con.execute(f"INSERT INTO reviews {new}", params)
+                        sql, params = (_not_stored(con, "_r", REVIEWS, "product_id IN (SELECT product_id FROM _r)")
+                                       or ("SELECT * FROM _r", []))
+                        con.execute(f"INSERT INTO reviews {sql}", params)
                 if events is not None and len(events):
                     self._append_events(events, skip_stored=True)
                 con.execute("COMMIT")
@@ -171,23 +172,25 @@ class Store:
         """
         con = self._con
         with _registered(con, "_e", events[EVENTS.names]):
-            new, params = "SELECT * FROM _e", []
-            if skip_stored:
-                lo, hi = events["timestamp"].min(), events["timestamp"].max()
-                new, params = _not_stored(con, "_e", EVENTS, "timestamp BETWEEN ? AND ?", [lo, hi])
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _e_new AS {new}", params)
-            con.execute("INSERT INTO events SELECT * FROM _e_new")
+            src = "_e"
+            new = skip_stored and _not_stored(con, "_e", EVENTS, "timestamp BETWEEN ? AND ?",
+                                              [events["timestamp"].min(), events["timestamp"].max()])
+            if new:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _e_new AS {new[0]}", new[1])
+                src = "_e_new"
+            con.execute(f"INSERT INTO events SELECT * FROM {src}")
             con.execute(
-                """
+                f"""
                 INSERT INTO users
-                SELECT user_id, min(timestamp), max(timestamp), count(*) FROM _e_new GROUP BY user_id
+                SELECT user_id, min(timestamp), max(timestamp), count(*) FROM {src} GROUP BY user_id
                 ON CONFLICT (user_id) DO UPDATE SET
                   first_seen = least(users.first_seen, excluded.first_seen),
                   last_seen = greatest(users.last_seen, excluded.last_seen),
                   n_events = users.n_events + excluded.n_events
                 """
             )
-            con.execute("DROP TABLE _e_new")
+            if src == "_e_new":
+                con.execute("DROP TABLE _e_new")
 
     def append_events(self, events: pd.DataFrame, pseudonymized: bool = True) -> int:
         """Append events durably (committed before returning).
@@ -350,20 +353,20 @@ def _registered(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> 
 
 
 def _not_stored(con: duckdb.DuckDBPyConnection, name: str, spec: TableSpec, scope: str,
-                params: list | None = None) -> tuple[str, list]:
+                params: list | None = None) -> tuple[str, list] | None:
     """(SELECT, parameters) of the rows of registered frame ``name`` not already in ``spec``'s table.
 
     A multiset difference: a row given k times of which j are stored adds
     k - j copies, so a log ingested again adds nothing and a log with a real
     repeated row keeps it. Only stored rows matching ``scope`` (a condition
-    with ``?`` for ``params``) are compared, which keeps the check cheap, and
-    when none match the frame goes in untouched.
+    with ``?`` for ``params``) are compared, which keeps the check cheap; when
+    none match, None: the whole frame is new.
     """
     params = list(params or [])
     cols = ", ".join(f'"{c.name}"' for c in spec.columns)
     stored = f"SELECT {cols} FROM {spec.name} WHERE {scope}"
     if not con.execute(f"SELECT count(*) FROM ({stored})", params).fetchone()[0]:
-        return f"SELECT * FROM {name}", []
+        return None
     same = " AND ".join(f'k."{c.name}" IS NOT DISTINCT FROM s."{c.name}"' for c in spec.columns)
     sql = f"""
         WITH k AS (SELECT *, row_number() OVER (PARTITION BY {cols}) AS _k FROM {name}),
