@@ -214,10 +214,14 @@ def reference_assemble(
                     if cols:
                         hits += np.asarray((sub[:, cols] != 0).sum(axis=1)).ravel() > 0
                 fz[ok] = hits / max(n_tok, 1)
+            f[f"bm25_{fld}_rel"], _ = _minmax_rank(bm)
+            empty = np.zeros(n, bool)
+            empty[ok] = sub.getnnz(axis=1) == 0  # no text in the field: unknown, not a miss
+            for v in (bm, cov, fz):
+                v[empty] = np.nan
             f[f"bm25_{fld}"] = bm
             f[f"cover_{fld}"] = cov
             f[f"fuzzy_{fld}"] = fz
-            f[f"bm25_{fld}_rel"], _ = _minmax_rank(bm)
         f["title_all_terms"] = (f.get("cover_title", np.zeros(n)) >= 0.999).astype(np.float32)
         f["q_oov"] = np.full(n, (n_tok - len(exact)) / max(n_tok, 1), np.float32)
         f.update(reference_title_order(lex, rows, query))
@@ -228,8 +232,8 @@ def reference_assemble(
         ql = f" {query.lower()} "
         for a, vals in table.attrs.items():
             ok = rows < len(vals)
-            hit = np.zeros(n, np.float32)
-            hit[ok] = [1.0 if v and f" {v} " in ql else 0.0 for v in vals[rows[ok]]]
+            hit = np.full(n, np.nan, np.float32)
+            hit[ok] = [float(f" {v} " in ql) if v else np.nan for v in vals[rows[ok]]]
             f[f"match_{a}"] = hit
     # -- product ------------------------------------------------------------
     if table is not None:

@@ -167,3 +167,25 @@ def test_training_reads_the_features_each_page_was_served_with(shop, engine) -> 
     assert len(asked) == len(groups) == 40 and r.served_rows_ == sum(len(y) for _, y, _ in groups)
     with_query = [g[0]["bm25_title"] for g in groups if "bm25_title" in g[0]]  # pages with a text query
     assert with_query and all((v == 42.0).all() for v in with_query)
+
+
+@pytest.mark.parametrize("extra", [{}, {"price": 30.0}], ids=["title", "title+price"])
+def test_a_product_with_only_a_title_ranks_first_for_its_title(engine, extra) -> None:
+    """An empty field reads as unknown (NaN), not as a mismatch, so a product upserted with
+    just a title is not buried under products that match part of the query by a model whose
+    logs only ever showed complete products."""
+    titles = ["Obsidian walrus sneakers", "Quokka basalt handbag", "Zephyr marimba yoga mat", "Cobalt falcon lamp"]
+    firsts = []
+    for i, title in enumerate(titles):
+        pid = f"bare{i}"
+        engine.upsert_products([{"product_id": pid, "title": title, **extra}], durable=False)
+        try:
+            firsts.append(engine.search(title.lower(), k=5).item_ids[0] == pid)
+            cands = engine.retrieve(title.lower())
+            f = engine.ranker_.features(title.lower(), cands, engine=engine)
+            row = list(engine.catalog_.ids[cands.rows]).index(pid)
+            assert np.isnan(f["bm25_description"][row]) and np.isnan(f["match_leaf"][row])
+            assert f["cover_title"][row] == 1.0
+        finally:
+            engine.delete_product(pid, durable=False)
+    assert all(firsts), firsts

@@ -121,7 +121,7 @@ def product_table(products: pd.DataFrame, reviews: pd.DataFrame | None = None) -
         cols["rating_count_log"] = np.log1p(rc).astype(np.float32)
     sales = _num(products["sales"]) if "sales" in products else np.full(n, np.nan)
     if np.isfinite(sales).any():
-        cols["sales_log"] = np.log1p(np.maximum(np.nan_to_num(sales), 0)).astype(np.float32)
+        cols["sales_log"] = np.log1p(np.maximum(sales, 0)).astype(np.float32)  # unknown stays NaN, not 0 sales
     if "created_at" in products and products["created_at"].notna().any():
         ts = pd.to_datetime(products["created_at"], errors="coerce")
         cols["fresh_days"] = ((ts.max() - ts).dt.total_seconds() / 86400.0).to_numpy(np.float32, na_value=np.nan)
@@ -214,7 +214,10 @@ def _lexical_features(lex, rows: np.ndarray, exact: list[int], fuzzy: list[list[
     order in float32 (a term repeated in the query counts twice, as scipy's
     column slice + row sum did), ``cover_<field>`` is the share of query terms
     with a nonzero score, ``fuzzy_<field>`` the share of query tokens with a
-    nonzero score on any term sharing their 4-letter prefix.
+    nonzero score on any term sharing their 4-letter prefix. A row whose
+    field is empty gets NaN in all three: "no text" is not "no match", and a
+    model must be able to tell a product without a description from one
+    whose description is about something else.
     """
     n = len(rows)
     ok = rows < lex.n_docs_
@@ -234,11 +237,14 @@ def _lexical_features(lex, rows: np.ndarray, exact: list[int], fuzzy: list[list[
         bm = np.zeros(n, np.float32)
         cov = np.zeros(n, np.float32)
         fz = np.zeros(n, np.float32)
-        if nr and need:
+        empty = np.zeros(n, bool)
+        if nr:
             csr = _csr(lex, fld, m)
-            # Gather the candidates' stored entries, keep those on query columns.
             start, stop = csr.indptr[r], csr.indptr[r + 1]
             lens = stop - start
+            empty[ok] = lens == 0
+        if nr and need:
+            # Gather the candidates' stored entries, keep those on query columns.
             tot = int(lens.sum())
             idx = np.repeat(start - np.cumsum(lens) + lens, lens) + np.arange(tot)
             cols = csr.indices[idx]
@@ -260,10 +266,12 @@ def _lexical_features(lex, rows: np.ndarray, exact: list[int], fuzzy: list[list[
                 for jj in fz_cols:
                     hits += nz[:, jj].any(axis=1)
                 fz[ok] = hits / denom
+        out[f"bm25_{fld}_rel"], _ = _minmax_rank(bm)  # within the list an empty field scores as a miss
+        for v in (bm, cov, fz):
+            v[empty] = np.nan
         out[f"bm25_{fld}"] = bm
         out[f"cover_{fld}"] = cov
         out[f"fuzzy_{fld}"] = fz
-        out[f"bm25_{fld}_rel"], _ = _minmax_rank(bm)
     return out
 
 
@@ -405,10 +413,11 @@ def assemble(
             ok = rows < len(codes)
             c = codes[rows[ok]]
             u, inv = np.unique(c, return_inverse=True)  # test each distinct value once
-            hit_u = np.asarray([1.0 if x >= 0 and uniques[x] and f" {uniques[x]} " in ql else 0.0 for x in u],
+            # NaN where the product has no value: unknown, not a mismatch.
+            hit_u = np.asarray([np.nan if x < 0 or not uniques[x] else float(f" {uniques[x]} " in ql) for x in u],
                                dtype=np.float32)
-            hit = np.zeros(n, np.float32)
-            hit[ok] = hit_u[inv.ravel()] if len(u) else 0.0
+            hit = np.full(n, np.nan, np.float32)
+            hit[ok] = hit_u[inv.ravel()] if len(u) else np.nan
             f[f"match_{a}"] = hit
     # -- product ------------------------------------------------------------
     if table is not None:

@@ -77,6 +77,7 @@ class SearchRanker:
     debias : weight log clicks by inverse examination propensity.
     max_log_pages : at most this many logged pages are used for training.
     max_queries : at most this many judged queries are used for training.
+    judged_negatives : weight of judged non-relevant candidates added to the click model's pages.
     n_estimators, num_threads, seed : boosting settings (``n_estimators``: rounds of the click model).
     lambdamart_rounds, lambdamart_patience : rounds of LambdaMART on judgments, and rounds without a
         better validation NDCG before it stops (the best round is kept; a short patience stopped at
