@@ -78,7 +78,7 @@ def test_failed_ingest_stores_nothing(shop, tmp_path):
     assert run("ingest", str(shop), "--home", str(home)).exit_code == 1
     write_csv(shop, "events", [{"user_id": "u", "product_id": "p1", "timestamp": "2024-01-01", "event": "click"}])
     r = run("ingest", str(shop), "--home", str(home))
-    assert _last_json(r.stdout)["store"] == {"products": 4, "reviews": 0, "events": 2, "users": 2}
+    assert _last_json(r.stdout)["store"] == {"products": 4, "reviews": 0, "events": 2, "users": 2, "judgments": 0}
 
 
 def test_home_from_environment(shop, tmp_path, monkeypatch):
@@ -92,5 +92,5 @@ def test_ingest_amazon_games(tmp_path):
     r = run("ingest", str(SHARED / "amazon-games"), "--home", str(tmp_path / "home"))
     assert r.exit_code == 0, r.output
     out = _last_json(r.stdout)
-    assert out["store"] == {"products": 16859, "reviews": 0, "events": 389718, "users": 50546}
+    assert out["store"] == {"products": 16859, "reviews": 0, "events": 389718, "users": 50546, "judgments": 0}
     assert out["warnings"] == 0

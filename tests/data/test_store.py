@@ -111,7 +111,7 @@ def test_ingesting_the_same_folder_twice_stores_it_once(store, tmp_path, fmt):
     shop = make_shop(tmp_path / "shop", fmt)
     store.ingest(shop)
     first = store.counts()
-    assert first == {"products": 5, "reviews": 3, "events": 9, "users": 3}
+    assert first == {"products": 5, "reviews": 3, "events": 9, "users": 3, "judgments": 0}
     store.ingest(shop)
     assert store.counts() == first
     assert store.query("SELECT sum(n_events) AS n FROM users")["n"].item() == 9
@@ -131,7 +131,7 @@ def test_ingest_adds_only_the_rows_not_stored_and_keeps_real_repeats(store, tmp_
                {"product_id": "p2", "text": "meh", "rating": 2, "user_id": RAW_USERS[1]}]
     write_table(tmp_path / "later", "reviews", reviews, "parquet")
     store.ingest(tmp_path / "later")
-    assert store.counts() == {"products": 5, "reviews": 4, "events": 11, "users": 3}
+    assert store.counts() == {"products": 5, "reviews": 4, "events": 11, "users": 3, "judgments": 0}
     key = pseudonymize(RAW_USERS[0], SECRET)
     n = store.query("SELECT n_events FROM users WHERE user_id = ?", [key])["n_events"].item()
     assert n == 5  # three stored + the repeat + the purchase
@@ -250,7 +250,7 @@ def test_store_forget_user(store, tmp_path):
     assert per[RAW_USERS[1]] == (0, 0, 0)
     assert per[RAW_USERS[0]] == per[RAW_USERS[2]] == (3, 1, 1)
     after = store.counts()
-    assert after == {"products": before["products"], "events": 6, "reviews": 2, "users": 2}
+    assert after == {"products": before["products"], "events": 6, "reviews": 2, "users": 2, "judgments": 0}
     assert store.forget_user(pseudonymize("nobody", SECRET)) == 0
 
 
@@ -288,3 +288,19 @@ def test_served_rows_are_batched_off_the_request_path_and_survive_close(tmp_path
     assert got.to_dict("list") == {"request_id": ["r", "tail"], "n": [SERVED_BATCH, 1]}
     assert again.served_features(["tail"])["features"].map(json.loads).tolist() == [rec["features"]]
     again.close()
+
+
+def test_judgments_are_stored_upserted_and_train_fits_without_test_ones(store, tmp_path):
+    shop = make_shop(tmp_path / "shop")
+    judged = [{"query": "thing", "product_id": "p1", "grade": 3, "split": "train"},
+              {"query": "thing", "product_id": "p2", "grade": 0, "split": "train"},
+              {"query": "other", "product_id": "p3", "grade": 2, "split": "test"}]
+    write_table(shop, "judgments", judged, "csv")
+    store.ingest(shop)
+    assert store.counts()["judgments"] == 3
+    regrade = [{"query": "thing", "product_id": "p2", "grade": 1, "split": "train"}]
+    write_table(tmp_path / "later", "judgments", regrade, "csv")
+    store.ingest(tmp_path / "later")  # a new grade for the same pair replaces the old one
+    assert store.counts()["judgments"] == 3
+    train = store.to_dataset().judgments
+    assert sorted(zip(train["product_id"], train["grade"])) == [("p1", 3.0), ("p2", 1.0)]

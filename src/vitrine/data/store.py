@@ -1,4 +1,4 @@
-"""The embedded store: one DuckDB file with products, reviews, events and users.
+"""The embedded store: one DuckDB file with products, reviews, events, users and judgments.
 
 User ids are pseudonymised with a keyed hash before they reach the file, so
 raw shopper ids never land on disk. Ingest runs in one transaction: a bad
@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from vitrine.data.dataset import Dataset, coerce_table, load_dataset
-from vitrine.data.schema import EVENTS, PRODUCTS, REVIEWS, TableSpec
+from vitrine.data.schema import EVENTS, JUDGMENTS, PRODUCTS, REVIEWS, TableSpec
 from vitrine.errors import DataValidationError
 
 SERVED_BATCH = 500  # served-feature rows queued before one insert
@@ -77,6 +77,7 @@ class Store:
             self._con.execute(_ddl(PRODUCTS, key="product_id"))
             self._con.execute(_ddl(REVIEWS))
             self._con.execute(_ddl(EVENTS))
+            self._con.execute(_ddl(JUDGMENTS))
             self._con.execute(
                 "CREATE TABLE IF NOT EXISTS users (user_id VARCHAR PRIMARY KEY, "
                 "first_seen TIMESTAMP, last_seen TIMESTAMP, n_events BIGINT)"
@@ -117,11 +118,12 @@ class Store:
     def ingest(self, folder: str | Path) -> Dataset:
         """Validate a dataset folder and store it in one transaction.
 
-        Products are upserted by id (idempotent), reviews and events are
-        appended. Returns the validated dataset (with its warnings).
+        Products are upserted by id and judgments by (query, product_id);
+        reviews and events add the rows not stored yet. Returns the
+        validated dataset (with its warnings).
         """
         known = self._product_id_array()
-        ds = load_dataset(folder, tables=("products", "reviews", "events"), known_products=known)
+        ds = load_dataset(folder, tables=("products", "reviews", "events", "judgments"), known_products=known)
         self.write(ds)
         return ds
 
@@ -145,6 +147,8 @@ class Store:
                         con.execute(f"INSERT INTO reviews {sql}", params)
                 if events is not None and len(events):
                     self._append_events(events, skip_stored=True)
+                if ds.judgments is not None and len(ds.judgments):
+                    self._upsert_judgments(ds.judgments)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -155,6 +159,13 @@ class Store:
         with _registered(con, "_p", products[PRODUCTS.names]):
             con.execute("INSERT OR REPLACE INTO products SELECT * FROM _p")
             con.execute("DELETE FROM deleted_products WHERE product_id IN (SELECT product_id FROM _p)")
+
+    def _upsert_judgments(self, judgments: pd.DataFrame) -> None:
+        """A later grade for the same query and product replaces the stored one."""
+        con = self._con
+        with _registered(con, "_j", judgments[JUDGMENTS.names]):
+            con.execute("DELETE FROM judgments WHERE (query, product_id) IN (SELECT query, product_id FROM _j)")
+            con.execute("INSERT INTO judgments SELECT * FROM _j")
 
     def _pseudonymized(self, df: pd.DataFrame | None, already: bool) -> pd.DataFrame | None:
         if df is None or already or "user_id" not in df:
@@ -314,7 +325,7 @@ class Store:
         with self._lock:
             return {
                 t: self._con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("products", "reviews", "events", "users")
+                for t in ("products", "reviews", "events", "users", "judgments")
             }
 
     def to_dataset(self) -> Dataset:
@@ -322,10 +333,13 @@ class Store:
         products = self.query("SELECT * FROM products ORDER BY product_id")
         reviews = self.query("SELECT * FROM reviews")
         events = self.query("SELECT * FROM events ORDER BY timestamp")
+        # Judgments a folder marked split=test stay out of training, as in `vitrine evaluate`.
+        judgments = self.query("SELECT * FROM judgments WHERE split IS DISTINCT FROM 'test' ORDER BY query, product_id")
         return Dataset(
             products=products if len(products) else None,
             reviews=reviews if len(reviews) else None,
             events=events if len(events) else None,
+            judgments=judgments if len(judgments) else None,
             root=None,
             meta={"name": self.path.parent.name},
             pseudonymized=True,

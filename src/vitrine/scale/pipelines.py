@@ -43,8 +43,9 @@ def validate_sharded(df: pd.DataFrame, table: str, file: str, executor, shards: 
 def ingest(store, folder: str | Path, executor, shards: int | None = None) -> Dataset:
     """Validate a dataset folder (events in shards) and write it in one transaction."""
     folder = Path(folder)
-    ds = load_dataset(folder, tables=("products", "reviews"), known_products=store.product_ids()) \
-        if any(find_table(folder, t) for t in ("products", "reviews")) else Dataset(root=folder.resolve())
+    small = ("products", "reviews", "judgments")
+    ds = load_dataset(folder, tables=small, known_products=store.product_ids()) \
+        if any(find_table(folder, t) for t in small) else Dataset(root=folder.resolve())
     path = find_table(folder, "events")
     if path is not None:
         events, problems = validate_sharded(read_file(path), "events", path.name, executor, shards)
@@ -52,7 +53,7 @@ def ingest(store, folder: str | Path, executor, shards: int | None = None) -> Da
             raise DataValidationError(problems)
         known = store.product_ids() | (set(ds.products["product_id"]) if ds.products is not None else set())
         ds.events = _drop_unknown(events, known, path.name, ds.warnings)
-    if ds.products is None and ds.reviews is None and ds.events is None:
+    if ds.products is None and ds.reviews is None and ds.events is None and ds.judgments is None:
         raise DataValidationError([Problem(str(folder), None, None, "no products, reviews or events tables")])
     store.write(ds)
     return ds
