@@ -191,7 +191,6 @@ class SearchRanker:
         hist = _History(events, cat, dataset.pseudonymized, engine, HISTORY)
         expo = _Exposure(lab, self.propensities_)
         served = _served_lookup(getattr(dataset, "served", None), ids)
-        self.served_rows_ = 0
         # At serving, a shopper's exposure is everything logged (all before the request).
         self.exposure_ = {hist.key(u): expo.before(u, None) for u in expo.by_user}
         self.exposure_.pop(None, None)
