@@ -304,3 +304,17 @@ def test_judgments_are_stored_upserted_and_train_fits_without_test_ones(store, t
     assert store.counts()["judgments"] == 3
     train = store.to_dataset().judgments
     assert sorted(zip(train["product_id"], train["grade"])) == [("p1", 3.0), ("p2", 1.0)]
+
+
+def test_a_pair_repeated_in_one_judgments_file_is_stored_once_with_its_last_grade(store, tmp_path):
+    shop = make_shop(tmp_path / "shop")
+    judged = [{"query": "thing", "product_id": "p1", "grade": 1, "split": "train"},
+              {"query": "thing", "product_id": "p2", "grade": 0, "split": "train"},
+              {"query": "thing", "product_id": "p1", "grade": 3, "split": "train"}]
+    write_table(shop, "judgments", judged, "csv")
+    ds = store.ingest(shop)
+    (w,) = [w for w in ds.warnings if w.file == "judgments.csv"]
+    assert (w.count, w.examples) == (1, [1]) and "later row's grade is kept" in str(w)
+    assert store.counts()["judgments"] == 2
+    train = store.to_dataset().judgments
+    assert sorted(zip(train["product_id"], train["grade"])) == [("p1", 3.0), ("p2", 0.0)]

@@ -337,6 +337,17 @@ def _drop_unknown(df: pd.DataFrame, known: pa.Array, file: str, warnings: list[W
     return df
 
 
+def _drop_repeated_judgments(df: pd.DataFrame, file: str, warnings: list[Warning_]) -> pd.DataFrame:
+    """One grade per (query, product): the last row wins, as a later file's row does in the store."""
+    rep = df.duplicated(["query", "product_id"], keep="last").to_numpy()
+    if rep.any():
+        rows = np.flatnonzero(rep)
+        warnings.append(Warning_(file, "product_id", "repeats a (query, product_id) pair; a later row's grade is kept",
+                                 len(rows), (rows[:20] + 1).tolist()))
+        df = df[~rep].reset_index(drop=True)
+    return df
+
+
 def _files_in(folder: str, cache: dict[str, frozenset[str]]) -> frozenset[str]:
     if folder not in cache:
         try:
@@ -435,6 +446,8 @@ def load_dataset(
         known = pa.concat_arrays([known, _to_arrow(ds.products["product_id"])])
         if check_images:
             _check_images(ds.products, ds.root, files["products"], ds.warnings)
+    if ds.judgments is not None:  # before rows are dropped, so warnings name rows of the file
+        ds.judgments = _drop_repeated_judgments(ds.judgments, files["judgments"], ds.warnings)
     if ds.products is not None or len(known):
         for name in ("events", "reviews", "judgments", "candidates"):
             df = ds.table(name)
