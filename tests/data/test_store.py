@@ -318,3 +318,18 @@ def test_a_pair_repeated_in_one_judgments_file_is_stored_once_with_its_last_grad
     assert store.counts()["judgments"] == 2
     train = store.to_dataset().judgments
     assert sorted(zip(train["product_id"], train["grade"])) == [("p1", 3.0), ("p2", 0.0)]
+
+
+def test_reads_after_counts_and_deletes_leave_the_connection_usable(tmp_path):
+    """A one-row read is read to its end: a DuckDB result left open refuses the next
+    ``register`` (served-feature writes, served reads) on the same connection."""
+    s = Store(tmp_path / "s.duckdb", secret="k")
+    rec = {"request_id": "r", "query": "q", "user_id": "u", "position": 1, "product_id": "p", "score": 0.5,
+           "features": {"bm25_title": 1.5}}
+    for read in (s.counts, lambda: s.delete_product("nope"), lambda: s.forget_user("nobody")):
+        read()
+        s.log_served([rec])
+        s.flush_served()
+        read()
+        assert len(s.served_features(["r"])) >= 1
+    s.close()

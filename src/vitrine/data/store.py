@@ -232,7 +232,7 @@ class Store:
         with self._lock:
             self._con.execute("BEGIN TRANSACTION")
             try:
-                n = self._con.execute("SELECT count(*) FROM products WHERE product_id = ?", [product_id]).fetchone()[0]
+                n = _scalar(self._con, "SELECT count(*) FROM products WHERE product_id = ?", [product_id])
                 self._con.execute("DELETE FROM products WHERE product_id = ?", [product_id])
                 self._con.execute("INSERT OR IGNORE INTO deleted_products VALUES (?)", [product_id])
                 self._con.execute("COMMIT")
@@ -305,9 +305,7 @@ class Store:
             try:
                 n = 0
                 for table in ("events", "reviews", "users", "served"):
-                    n += self._con.execute(
-                        f"SELECT count(*) FROM {table} WHERE user_id = ?", [user_key]
-                    ).fetchone()[0]
+                    n += _scalar(self._con, f"SELECT count(*) FROM {table} WHERE user_id = ?", [user_key])
                     self._con.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_key])
                 self._con.execute("COMMIT")
             except BaseException:
@@ -324,7 +322,7 @@ class Store:
     def counts(self) -> dict[str, int]:
         with self._lock:
             return {
-                t: self._con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                t: _scalar(self._con, f"SELECT count(*) FROM {t}")
                 for t in ("products", "reviews", "events", "users", "judgments")
             }
 
@@ -356,6 +354,12 @@ class Store:
                     "SELECT s.request_id, s.product_id, s.features FROM served s JOIN _ids USING (request_id)").df()
 
 
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """The single value of a one-row query, with the result read to its end: DuckDB 2 keeps a
+    result that ``fetchone`` left open, and then refuses ``register`` on the connection."""
+    return con.execute(sql, params or []).fetchall()[0][0]
+
+
 @contextmanager
 def _registered(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> Iterator[None]:
     """Expose ``df`` to SQL as ``name`` for the duration of the block."""
@@ -379,7 +383,7 @@ def _not_stored(con: duckdb.DuckDBPyConnection, name: str, spec: TableSpec, scop
     params = list(params or [])
     cols = ", ".join(f'"{c.name}"' for c in spec.columns)
     stored = f"SELECT {cols} FROM {spec.name} WHERE {scope}"
-    if not con.execute(f"SELECT count(*) FROM ({stored})", params).fetchone()[0]:
+    if not _scalar(con, f"SELECT count(*) FROM ({stored})", params):
         return None
     same = " AND ".join(f'k."{c.name}" IS NOT DISTINCT FROM s."{c.name}"' for c in spec.columns)
     sql = f"""
