@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     device: str = "auto"  # "cpu", "cuda" or "auto"
     log_served: bool = True  # /search logs each shown result's features (training reads them back)
     ranker: str = "lambdamart"  # search ranker: "lambdamart" (LightGBM click model), "neural" or "blend"
+    ranker_models: int = Field(default=5, ge=1)  # LambdaMART boosters averaged when trained on judgments alone
     seed: int = 0
 
     @field_validator("ranker")

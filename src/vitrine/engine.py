@@ -129,7 +129,8 @@ class Engine:
         ).fit(events, catalog, item_vectors=item_vectors)
         with self._lock:
             self.catalog_, self.retriever_, self.personal_ = catalog, retriever, personal
-            self.ranker_ = SearchRanker(model=self.settings.ranker, device=self.settings.device).fit(self, dataset)
+            self.ranker_ = SearchRanker(model=self.settings.ranker, device=self.settings.device,
+                                       lambdamart_models=self.settings.ranker_models).fit(self, dataset)
             self.version_ = time.strftime("%Y%m%d-%H%M%S")
             # Events after this instant reach a loaded model by replay from the store.
             self.fitted_through_ = (

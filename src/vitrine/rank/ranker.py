@@ -82,6 +82,8 @@ class SearchRanker:
     lambdamart_rounds, lambdamart_patience : rounds of LambdaMART on judgments, and rounds without a
         better validation NDCG before it stops (the best round is kept; a short patience stopped at
         noisy early maxima: Home Depot best rounds 89-313 with 40, 510-600 with 150).
+    lambdamart_models : LambdaMART boosters averaged (seeds ``seed``, ``seed + 1``, ...); one
+        booster's NDCG moves by a few thousandths with its seed, the average less.
     neural_epochs, neural_seconds : training budget of the neural ranker.
     device : "cpu", "cuda" or "auto" for training the neural ranker.
 
@@ -96,7 +98,7 @@ class SearchRanker:
     def __init__(self, *, model: str = "lambdamart", weights: dict[str, float] | None = None, depth: int = 200,
                  personal_features: bool = True, debias: bool = True, max_log_pages: int = 20000,
                  max_queries: int = 6000, n_estimators: int = 400, lambdamart_rounds: int = 600,
-                 lambdamart_patience: int = 150, num_threads: int = 2,
+                 lambdamart_patience: int = 150, lambdamart_models: int = 5, num_threads: int = 2,
                  seed: int = 0, objective: str = "pbm", judged_negatives: float = 1.0, neural_epochs: int = 30,
                  neural_seconds: float = 120.0, device: str = "auto") -> None:  # fmt: skip
         self.model = model
@@ -109,6 +111,7 @@ class SearchRanker:
         self.n_estimators = n_estimators
         self.lambdamart_rounds = lambdamart_rounds
         self.lambdamart_patience = lambdamart_patience
+        self.lambdamart_models = lambdamart_models
         self.num_threads = num_threads
         self.seed = seed
         self.objective = objective
@@ -249,7 +252,7 @@ class SearchRanker:
         self.feature_names_ = [n for n, u in zip(names, usable, strict=True) if u]
         X = X[:, usable]
         self.model_ = LambdaMART(n_estimators=self.lambdamart_rounds, patience=self.lambdamart_patience,
-                                 num_threads=self.num_threads, seed=self.seed)
+                                 n_models=self.lambdamart_models, num_threads=self.num_threads, seed=self.seed)
         self.model_.fit(X, y, sizes, self.feature_names_, weight=w if (w != 1).any() else None)
         self.fitted_ = True
         return self
