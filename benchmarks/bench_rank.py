@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_rank.py [--products 2000 --users 1000 --seed 1 --pages 3000 --requests 200]
         [--seeds 0 1 2] [--neural] [--neural-seconds 300] [--skip-ablations]
     .venv/bin/python benchmarks/bench_rank.py --dataset ../shared/data/homedepot [--max-queries 1500]
+    .venv/bin/python benchmarks/bench_rank.py --latency-home HOME --dataset ../shared/data/homedepot
 
 Prints one JSON object: the propensity estimate's largest error against
 truth/propensities.json, and NDCG@10 against the hidden utilities (gain = the
@@ -24,6 +25,11 @@ With ``--seeds``, the full and the neural ranker are fit once per ranker
 seed: ``ndcg@10`` is their mean over seeds, ``per_seed`` each one, and
 ``neural_minus_full`` the paired difference over requests (each request
 averaged over seeds) with a normal 95% interval.
+
+``--latency-home HOME --dataset DIR`` times in-process ``Engine.search`` on a
+fitted home for DIR's split=test queries, with the first 5 and the first 1
+of a LambdaMART home's averaged boosters (the serving cost of
+``VITRINE_RANKER_MODELS``).
 
 ``--dataset DIR`` instead fits the LightGBM and the neural ranker on a
 dataset's split=train judgments and compares them (and BM25) on the
@@ -171,6 +177,32 @@ def judged_rerank(path: Path, pages: int, max_queries: int, neural_seconds: floa
     return out
 
 
+def booster_latency(home: Path, folder: Path, rounds: int = 2, n: int = 300) -> dict:
+    """ms per ``Engine.search`` (k=10) with the first 5 and the first 1 averaged boosters."""
+    from vitrine.engine import Engine
+
+    e = Engine.load(home)
+    j = load_dataset(folder, check_images=False).judgments
+    qs = j.loc[j["split"] == "test", "query"].drop_duplicates().tolist()[:n] if "split" in j else []
+    qs = qs or j["query"].drop_duplicates().tolist()[:n]
+    members = list(e.ranker_.model_._members())
+    out: dict = {"boosters_in_home": len(members), "queries": len(qs)}
+    for q in qs:  # encodes each query once: the timed passes all hit the query cache
+        e.search(q, k=10)
+    for _ in range(rounds):  # interleaved, so drift in machine load hits both
+        for k in sorted({min(5, len(members)), 1}, reverse=True):
+            e.ranker_.model_.boosters_ = members[:k]
+            ts = []
+            for q in qs:
+                t = time.perf_counter()
+                e.search(q, k=10)
+                ts.append((time.perf_counter() - t) * 1000)
+            out.setdefault(f"{k}_boosters", []).append(
+                {"mean_ms": float(np.mean(ts)), "p50_ms": float(np.percentile(ts, 50)),
+                 "p99_ms": float(np.percentile(ts, 99))})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--products", type=int, default=2000)
@@ -186,7 +218,12 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, default=None,
                     help="instead of the synthetic shop: a dataset folder with judgments (rerank protocol)")
     ap.add_argument("--max-queries", type=int, default=6000, help="judged training queries (--dataset)")
+    ap.add_argument("--latency-home", type=Path, default=None,
+                    help="with --dataset: time searches on this fitted LambdaMART home, 5 vs 1 boosters")
     a = ap.parse_args()
+    if a.latency_home is not None:
+        print(json.dumps(booster_latency(a.latency_home, a.dataset)))
+        return
     if a.dataset is not None:
         t0 = time.time()
         out = judged_rerank(a.dataset, a.pages, a.max_queries, a.neural_seconds, a.seeds[0])
