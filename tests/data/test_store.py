@@ -290,13 +290,16 @@ def test_served_rows_are_batched_off_the_request_path_and_survive_close(tmp_path
     again.close()
 
 
+def _ingest_shop_with_judgments(store, folder, grades: list[tuple[str, str, int, str]]):
+    shop = make_shop(folder)
+    rows = [{"query": q, "product_id": p, "grade": g, "split": sp} for q, p, g, sp in grades]
+    write_table(shop, "judgments", rows, "csv")
+    return store.ingest(shop)
+
+
 def test_judgments_are_stored_upserted_and_train_fits_without_test_ones(store, tmp_path):
-    shop = make_shop(tmp_path / "shop")
-    judged = [{"query": "thing", "product_id": "p1", "grade": 3, "split": "train"},
-              {"query": "thing", "product_id": "p2", "grade": 0, "split": "train"},
-              {"query": "other", "product_id": "p3", "grade": 2, "split": "test"}]
-    write_table(shop, "judgments", judged, "csv")
-    store.ingest(shop)
+    _ingest_shop_with_judgments(store, tmp_path / "shop", [("thing", "p1", 3, "train"), ("thing", "p2", 0, "train"),
+                                                           ("other", "p3", 2, "test")])
     assert store.counts()["judgments"] == 3
     regrade = [{"query": "thing", "product_id": "p2", "grade": 1, "split": "train"}]
     write_table(tmp_path / "later", "judgments", regrade, "csv")
@@ -307,12 +310,8 @@ def test_judgments_are_stored_upserted_and_train_fits_without_test_ones(store, t
 
 
 def test_a_pair_repeated_in_one_judgments_file_is_stored_once_with_its_last_grade(store, tmp_path):
-    shop = make_shop(tmp_path / "shop")
-    judged = [{"query": "thing", "product_id": "p1", "grade": 1, "split": "train"},
-              {"query": "thing", "product_id": "p2", "grade": 0, "split": "train"},
-              {"query": "thing", "product_id": "p1", "grade": 3, "split": "train"}]
-    write_table(shop, "judgments", judged, "csv")
-    ds = store.ingest(shop)
+    ds = _ingest_shop_with_judgments(store, tmp_path / "shop", [("thing", "p1", 1, "train"), ("thing", "p2", 0, "train"),
+                                                                ("thing", "p1", 3, "train")])
     (w,) = [w for w in ds.warnings if w.file == "judgments.csv"]
     assert (w.count, w.examples) == (1, [1]) and "later row's grade is kept" in str(w)
     assert store.counts()["judgments"] == 2

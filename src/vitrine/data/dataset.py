@@ -327,25 +327,26 @@ def coerce_table(df: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.DataF
     return out, chk.problems
 
 
+def _drop_rows(df: pd.DataFrame, drop: np.ndarray, file: str, column: str, message: str,
+               warnings: list[Warning_]) -> pd.DataFrame:
+    """Rows where ``drop`` is true removed, with one counted warning naming the file's rows."""
+    if drop.any():
+        rows = np.flatnonzero(drop)
+        warnings.append(Warning_(file, column, message, len(rows), (rows[:20] + 1).tolist()))
+        df = df[~drop].reset_index(drop=True)
+    return df
+
+
 def _drop_unknown(df: pd.DataFrame, known: pa.Array, file: str, warnings: list[Warning_]) -> pd.DataFrame:
     unknown = ~isin(df["product_id"], known)
-    if unknown.any():
-        rows = np.flatnonzero(unknown)
-        warnings.append(Warning_(file, "product_id", "names a product not in the catalog; rows skipped",
-                                 len(rows), (rows[:20] + 1).tolist()))
-        df = df[~unknown].reset_index(drop=True)
-    return df
+    return _drop_rows(df, unknown, file, "product_id", "names a product not in the catalog; rows skipped", warnings)
 
 
 def _drop_repeated_judgments(df: pd.DataFrame, file: str, warnings: list[Warning_]) -> pd.DataFrame:
     """One grade per (query, product): the last row wins, as a later file's row does in the store."""
     rep = df.duplicated(["query", "product_id"], keep="last").to_numpy()
-    if rep.any():
-        rows = np.flatnonzero(rep)
-        warnings.append(Warning_(file, "product_id", "repeats a (query, product_id) pair; a later row's grade is kept",
-                                 len(rows), (rows[:20] + 1).tolist()))
-        df = df[~rep].reset_index(drop=True)
-    return df
+    return _drop_rows(df, rep, file, "product_id", "repeats a (query, product_id) pair; a later row's grade is kept",
+                      warnings)
 
 
 def _files_in(folder: str, cache: dict[str, frozenset[str]]) -> frozenset[str]:
