@@ -15,7 +15,10 @@ from vitrine.personal import Personalizer
 from vitrine.personal.personalizer import FEATURES
 from vitrine.results import top_k
 
-FAST = {"seq_seconds": 6.0, "tune_users": 300, "als_params": {"factors": 32, "iterations": 5, "threads": 1}}
+# SASRec bounded by epochs, not seconds: under a 6 s wall-clock budget the epochs done (and with
+# them the tuned blend) moved with machine load, and held-out NDCG ranged 0.0096-0.0705 between runs.
+FAST = {"seq_seconds": 600.0, "seq_params": {"epochs": 20}, "tune_users": 300,
+        "als_params": {"factors": 32, "iterations": 5, "threads": 1}}
 
 
 @pytest.fixture(scope="module")
