@@ -107,7 +107,8 @@ def _synth_utility() -> dict:
             out = []
             for u in users:
                 g = np.maximum(0.0, util[u] - util[u].mean())
-                out.append(float((g[np.asarray(top10(u))[:10]] * disc).sum() / (np.sort(g)[::-1][:10] * disc).sum()))
+                top = np.asarray(top10(u))[:10]
+                out.append(float((g[top] * disc).sum() / (np.sort(g)[::-1][:10] * disc).sum()))
             return float(np.mean(out))
 
         def best(s) -> np.ndarray:
@@ -119,8 +120,12 @@ def _synth_utility() -> dict:
             metrics[f"source alone: {s}"] = ratio(lambda u, s=s: best(model._user_scores(u, every)[s]))
         rng = np.random.default_rng(0)
         metrics["random"] = ratio(lambda u: rng.permutation(len(cat))[:10])
-        metrics["oracle: utility without pair noise"] = ratio(lambda u: best(
-            util[u] - W_PAIR * _pair_noise(np.full(len(pcodes), truth.user_codes(u)), pcodes, int(truth.params["seed"]))))
+        seed = int(truth.params["seed"])
+
+        def no_pair_noise(u) -> np.ndarray:
+            return util[u] - W_PAIR * _pair_noise(np.full(len(pcodes), truth.user_codes(u)), pcodes, seed)
+
+        metrics["oracle: utility without pair noise"] = ratio(lambda u: best(no_pair_noise(u)))
         return {"dataset": "synth-2000x400-seed3", "task": "recommend", "protocol": "utility-dcg-ratio", "k": 10,
                 "metrics": metrics, "extra": {"weights": model.weights_, "fit_total_s": fit_s}}
 

@@ -298,8 +298,8 @@ def _ingest_shop_with_judgments(store, folder, grades: list[tuple[str, str, int,
 
 
 def test_judgments_are_stored_upserted_and_train_fits_without_test_ones(store, tmp_path):
-    _ingest_shop_with_judgments(store, tmp_path / "shop", [("thing", "p1", 3, "train"), ("thing", "p2", 0, "train"),
-                                                           ("other", "p3", 2, "test")])
+    grades = [("thing", "p1", 3, "train"), ("thing", "p2", 0, "train"), ("other", "p3", 2, "test")]
+    _ingest_shop_with_judgments(store, tmp_path / "shop", grades)
     assert store.counts()["judgments"] == 3
     regrade = [{"query": "thing", "product_id": "p2", "grade": 1, "split": "train"}]
     write_table(tmp_path / "later", "judgments", regrade, "csv")
@@ -310,8 +310,8 @@ def test_judgments_are_stored_upserted_and_train_fits_without_test_ones(store, t
 
 
 def test_a_pair_repeated_in_one_judgments_file_is_stored_once_with_its_last_grade(store, tmp_path):
-    ds = _ingest_shop_with_judgments(store, tmp_path / "shop", [("thing", "p1", 1, "train"), ("thing", "p2", 0, "train"),
-                                                                ("thing", "p1", 3, "train")])
+    grades = [("thing", "p1", 1, "train"), ("thing", "p2", 0, "train"), ("thing", "p1", 3, "train")]
+    ds = _ingest_shop_with_judgments(store, tmp_path / "shop", grades)
     (w,) = [w for w in ds.warnings if w.file == "judgments.csv"]
     assert (w.count, w.examples) == (1, [1]) and "later row's grade is kept" in str(w)
     assert store.counts()["judgments"] == 2

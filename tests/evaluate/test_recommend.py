@@ -42,7 +42,9 @@ def test_report_contract_and_baselines(tmp_path, monkeypatch) -> None:
 
     class Fast(Personalizer):
         def __init__(self, **kw):
-            super().__init__(**{**kw, "seq_seconds": 3.0, "als_params": {"factors": 16, "iterations": 3}})
+            seq = {**(kw.get("seq_params") or {}), "epochs": 10}  # epochs, not seconds: deterministic
+            super().__init__(**{**kw, "seq_seconds": 600.0, "seq_params": seq,
+                                "als_params": {"factors": 16, "iterations": 3}})
 
     monkeypatch.setattr(engine_mod, "Personalizer", Fast)
     rep = run_recommend(_tiny_dataset(tmp_path / "ds"), progress=False).to_dict()
@@ -65,7 +67,9 @@ def test_candidates_protocol_scores_lists_and_breaks_ties_fairly(tmp_path, monke
 
     class Fast(Personalizer):
         def __init__(self, **kw):
-            super().__init__(**{**kw, "seq_seconds": 3.0, "als_params": {"factors": 16, "iterations": 3}})
+            seq = {**(kw.get("seq_params") or {}), "epochs": 10}  # epochs, not seconds: deterministic
+            super().__init__(**{**kw, "seq_seconds": 600.0, "seq_params": seq,
+                                "als_params": {"factors": 16, "iterations": 3}})
 
     calls = []
 

@@ -17,7 +17,8 @@ def engine(tmp_path_factory):
 
     class Fast(Personalizer):
         def __init__(self, **kw):
-            super().__init__(**{**kw, "seq_seconds": 3.0, "tune": False,
+            super().__init__(**{**kw, "seq_seconds": 600.0, "tune": False,  # epochs bound SASRec, not seconds
+                                "seq_params": {**(kw.get("seq_params") or {}), "epochs": 10},
                                 "als_params": {"factors": 16, "iterations": 3, "threads": 1}})
 
     rng = np.random.default_rng(1)
