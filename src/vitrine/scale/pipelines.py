@@ -54,7 +54,8 @@ def ingest(store, folder: str | Path, executor, shards: int | None = None) -> Da
         known = store.product_ids() | (set(ds.products["product_id"]) if ds.products is not None else set())
         ds.events = _drop_unknown(events, known, path.name, ds.warnings)
     if ds.products is None and ds.reviews is None and ds.events is None and ds.judgments is None:
-        raise DataValidationError([Problem(str(folder), None, None, "no products, reviews or events tables")])
+        raise DataValidationError(
+            [Problem(str(folder), None, None, "no products, reviews, events or judgments tables")])
     store.write(ds)
     return ds
 
