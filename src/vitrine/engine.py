@@ -170,6 +170,12 @@ class Engine:
             mask &= stock == filters.in_stock
         return mask
 
+    def _personal_scores(self, ukey: str | None, rows: np.ndarray) -> np.ndarray | None:
+        """The personalizer's affinity for ``rows``, only when the ranker reads it."""
+        if not ukey or not self.ranker_.reads_personal_model():
+            return None
+        return self.personal_.score(ukey, rows)
+
     def retrieve(self, query: str | None = None, query_image=None, k: int | None = None) -> Candidates:
         """Candidates before ranking (all sources, fused)."""
         self._check()
@@ -180,7 +186,7 @@ class Engine:
         self._check()
         cands = self.retriever_.score_rows(query, np.asarray(rows, dtype=np.int64), query_image=query_image)
         ukey = self.user_key(user_id)
-        personal = self.personal_.score(ukey, cands.rows) if ukey else None
+        personal = self._personal_scores(ukey, cands.rows)
         scores, _ = self.ranker_.rank(query, cands, personal, user_key=ukey, engine=self)
         return scores
 
@@ -222,7 +228,7 @@ class Engine:
         keep = self._filter_mask(cands.rows, filters)
         cands = Candidates(cands.rows[keep], cands.scores[keep], {s: v[keep] for s, v in cands.sources.items()})
         ukey = self.user_key(user_id) if personalize else None
-        personal = self.personal_.score(ukey, cands.rows) if ukey else None
+        personal = self._personal_scores(ukey, cands.rows)
         # Logged features are the very arrays the ranker scores (assembled once).
         feats = self.ranker_.features(query, cands, personal, user_key=ukey, engine=self) if request_id else None
         scores, expl = self.ranker_.rank(query, cands, personal, user_key=ukey, engine=self, feats=feats)

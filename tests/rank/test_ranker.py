@@ -96,8 +96,8 @@ def test_one_feature_path_and_log_record(engine) -> None:
     f = engine.ranker_.features("sneaker", cands, None, user_key=engine.user_key("u003"), engine=engine)
     key = engine.user_key("u003")
     f2 = assemble(engine, "sneaker", cands, None, user_key=key, table=engine.ranker_.table_,
-                  exposure=engine.ranker_.exposure_.get(key))
-    assert set(f) == set(f2)
+                  exposure=engine.ranker_.exposure_.get(key), use_personal_model=engine.ranker_.reads_personal_model())
+    assert set(f) == set(f2) and set(engine.ranker_.feature_names_) <= set(f)
     X = to_matrix(f, engine.ranker_.feature_names_, len(cands.rows))
     np.testing.assert_allclose(engine.ranker_.model_.predict(X),
                                engine.ranker_.rank("sneaker", cands, None, user_key=engine.user_key("u003"),
@@ -105,6 +105,24 @@ def test_one_feature_path_and_log_record(engine) -> None:
     rec = log_record("r1", "sneaker", "k", engine.catalog_.ids[cands.rows], np.arange(float(len(cands.rows))), f,
                      np.arange(len(cands.rows))[::-1], k=3)
     assert [r["position"] for r in rec] == [1, 2, 3] and rec[0]["features"]["bm25_title"] is not None
+
+
+def test_serving_skips_the_personalizer_scores_a_trained_ranker_never_reads(engine, monkeypatch) -> None:
+    # Training has no personalizer scores as of a logged page, so the model cannot read them ...
+    assert not engine.ranker_.reads_personal_model()
+    calls = []
+    score = engine.personal_.score
+    monkeypatch.setattr(engine.personal_, "score", lambda *a, **kw: calls.append(1) or score(*a, **kw))
+    fast = [engine.search(q, user_id=u, k=10) for q in ("sneaker", "red dress") for u in ("u001", "u003")]
+    assert not calls
+    # ... and computing them anyway ranks exactly the same.
+    monkeypatch.setattr(engine.ranker_, "reads_personal_model", lambda: True)
+    slow = [engine.search(q, user_id=u, k=10) for q in ("sneaker", "red dress") for u in ("u001", "u003")]
+    assert calls
+    for a, b in zip(fast, slow, strict=True):
+        assert list(a.item_ids) == list(b.item_ids)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+    assert SearchRanker(model="blend").reads_personal_model()
 
 
 def test_shopper_features_and_debiasing_help_against_hidden_truth(shop, engine) -> None:

@@ -132,11 +132,25 @@ class SearchRanker:
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
 
+    def reads_personal_model(self) -> bool:
+        """Whether scoring reads the personalizer's own scores (``personal``, ``p_*``).
+
+        The fixed blend does. A trained model reads only the features it was
+        trained on, and training cannot compute the personalizer's scores as
+        of a logged page (nor for a judged query, which has no shopper), so a
+        trained model personalizes through the history and exposure features
+        alone; serving then skips the personalizer's per-search scoring.
+        """
+        if getattr(self, "model_", None) is None:
+            return True
+        return any(n == "personal" or n.startswith("p_") for n in getattr(self, "feature_names_", ()))
+
     # -- training ---------------------------------------------------------------
     def _feats(self, engine, query, cands, personal, user_key, history=None, use_personal_model=True,
                exposure=None):
         if not self.personal_features:
             personal, user_key = None, None
+        use_personal_model = use_personal_model and self.reads_personal_model()
         if user_key and exposure is None and history is None:
             exposure = getattr(self, "exposure_", {}).get(user_key)
         return assemble(engine, query, cands, personal, user_key=user_key, table=self.table_,
