@@ -159,3 +159,15 @@ def test_storefront_page_and_static(client: TestClient) -> None:
     assert r.status_code == 200 and 'id="results"' in r.text and "/static/app.js" in r.text
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/app.css").status_code == 200
+
+
+def test_requests_at_once_are_bounded_by_the_serve_threads_setting(shared_home, settings) -> None:
+    import anyio.to_thread
+
+    from vitrine.serve.app import create_app, serve_threads
+
+    assert serve_threads(settings.model_copy(update={"serve_threads": 0})) >= 2
+    app = create_app(home=shared_home, settings=settings.model_copy(update={"serve_threads": 3}))
+    with TestClient(app) as c:
+        assert c.get("/search", params={"q": "jacket", "limit": 3}).status_code == 200
+        assert c.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens) == 3

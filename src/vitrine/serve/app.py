@@ -9,8 +9,10 @@ Example usage::
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -118,6 +120,12 @@ def _problems(exc: DataValidationError) -> list[dict]:
     return [{"file": p.file, "row": p.row, "column": p.column, "message": p.message} for p in exc.problems]
 
 
+def serve_threads(settings: Settings) -> int:
+    """Requests served at once: ``VITRINE_SERVE_THREADS``, else one per core (at least 2,
+    so that one slow request, an upload or a reload, does not hold up every other)."""
+    return settings.serve_threads or max(2, os.cpu_count() or 2)
+
+
 def create_app(home: str | Path | None = None, settings: Settings | None = None) -> FastAPI:
     """The vitrine HTTP app over one home folder.
 
@@ -132,7 +140,19 @@ def create_app(home: str | Path | None = None, settings: Settings | None = None)
     home = Path(home) if home is not None else Path(settings.home)
     state = AppState(home, settings)
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        import anyio.to_thread
+
+        # Sync endpoints run in worker threads. Searches are CPU work that mostly
+        # holds the GIL: threads beyond the cores only take turns on it and thrash
+        # (docs/bench/serve.md: 8 connections gave 64 req/s with anyio's default 40
+        # threads, 99 with 2), so extra requests wait in line instead.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = serve_threads(settings)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="vitrine",
         version=__version__,
         summary="Multimodal, personalized product search, recommendations and a storefront.",
