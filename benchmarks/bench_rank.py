@@ -1,7 +1,7 @@
 """Ranking benchmarks on the synthetic shop (numbers for docs/bench/rank.md).
 
     .venv/bin/python benchmarks/bench_rank.py [--products 2000 --users 1000 --seed 1 --pages 3000 --requests 200]
-        [--seeds 0 1 2] [--neural] [--neural-seconds 300] [--skip-ablations]
+        [--seeds 0 1 2] [--neural] [--neural-seconds 300] [--skip-ablations] [--oracle-features]
     .venv/bin/python benchmarks/bench_rank.py --dataset ../shared/data/homedepot [--max-queries 1500]
     .venv/bin/python benchmarks/bench_rank.py --latency-home HOME --dataset ../shared/data/homedepot
 
@@ -15,7 +15,11 @@ blend, and with ``--neural`` the neural ranker (``SearchRanker(model="neural")``
 vitrine.rank.neural); and two ceilings on the same candidates: ``oracle_anonymous``
 (relevance grade + quality + mean price sensitivity, what no shopper data
 can beat on average) and ``oracle_no_pair_noise`` (every hidden preference
-known except the unrecoverable per-pair noise). Training uses the logs
+known except the unrecoverable per-pair noise). With ``--oracle-features``
+the default ranker is also fit with one hidden-truth feature added
+(:func:`oracle_feature`: the shopper-specific part of the utility, exact or
+with noise, or the anonymous part), which shows how much better features
+could give a ranker learning from these logs. Training uses the logs
 before the cut and the split=train judgments. All in the same run, on a
 light engine (BM25 retriever, item-kNN + popularity personalizer) so that
 only the ranker differs. ``fit`` reports each timed ranker's training
@@ -44,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +90,52 @@ def oracles(engine, folder, req, k: int = 10, depth: int = 100) -> dict[str, flo
             o = np.lexsort((-np.asarray(c.scores), -s))[:k]
             res[name].append(float((g[o] * disc[: len(o)]).sum()) / idcg)
     return {n: float(np.mean(v)) for n, v in res.items()}
+
+
+@contextmanager
+def oracle_feature(engine, folder, part: str, noise: float = 0.0, seed: int = 0):
+    """Add the hidden truth as one more ranker feature (``oracle``), in training and serving alike.
+
+    ``part``: "shopper" (the shopper-specific part of the utility: leaf, brand,
+    colour and style affinities, and price sensitivity around its mean, without
+    drift or per-pair noise) or "anonymous" (relevance grade, quality, mean
+    price sensitivity: the ``oracle_anonymous`` ranking). ``noise``: standard
+    deviation of Gaussian noise added to it, a stand-in for an imperfect
+    estimate. A diagnostic of how far better features could take the ranker,
+    never a result.
+    """
+    import vitrine.rank.ranker as ranker_module
+    from vitrine.data.store import pseudonymize
+    from vitrine.data.synth import W_QUALITY, W_REL, _model_from_truth, relevance
+
+    truth = load_truth(folder)
+    m = _model_from_truth(truth)
+    mean_sens = float(np.mean(m.price_sens))
+    users = {pseudonymize(str(u), engine.settings.secret): u for u in truth.users["user_id"]}
+    rng = np.random.default_rng(seed)
+    real = ranker_module.assemble
+
+    def assemble(eng, query, cands, personal=None, user_key=None, **kw):
+        f = real(eng, query, cands, personal, user_key=user_key, **kw)
+        p = truth.product_codes(np.asarray(eng.catalog_.ids)[np.asarray(cands.rows)])
+        if part == "anonymous":
+            grade = relevance(m.leaf[p], m.mid[p], m.color[p], m.brand[p], m.material[p], m.style[p],
+                              truth.intent(query)) if query else 0.0
+            v = W_REL * grade + W_QUALITY * m.quality[p] - mean_sens * m.log_rel_price[p]
+        elif user_key in users:
+            u = truth.user_codes(users[user_key])
+            v = (m.cat[u, m.leaf[p]] + m.brand_aff[u, m.brand[p]] + m.color_aff[u, m.color[p]]
+                 + m.style_aff[u, m.style[p]] - (m.price_sens[u] - mean_sens) * m.log_rel_price[p])
+        else:
+            v = np.full(len(p), np.nan)
+        f["oracle"] = (v + noise * rng.standard_normal(len(p))).astype(np.float32)
+        return f
+
+    ranker_module.assemble = assemble
+    try:
+        yield
+    finally:
+        ranker_module.assemble = real
 
 
 def per_request_ndcg(engine, folder, req, k: int = 10, depth: int = 100) -> np.ndarray:
@@ -215,6 +266,8 @@ def main() -> None:
     ap.add_argument("--neural-seconds", type=float, default=300.0, help="neural ranker training budget")
     ap.add_argument("--skip-ablations", action="store_true",
                     help="only the default ranker (and --neural): no no-shopper/naive/lambdarank/blend runs")
+    ap.add_argument("--oracle-features", action="store_true",
+                    help="also fit the default ranker with a hidden-truth feature added (diagnostic ceilings)")
     ap.add_argument("--dataset", type=Path, default=None,
                     help="instead of the synthetic shop: a dataset folder with judgments (rerank protocol)")
     ap.add_argument("--max-queries", type=int, default=6000, help="judged training queries (--dataset)")
@@ -285,6 +338,12 @@ def main() -> None:
     for name, r in [] if a.skip_ablations else ablations:
         e.ranker_ = r.fit(e, train)
         out["ndcg@10"][name] = simulated_search_ndcg(e, tmp / "shop", req)
+    oracles_fit = [("shopper", 0.0), ("shopper", 0.5), ("shopper", 1.0), ("anonymous", 0.0)]
+    for part, noise in oracles_fit if a.oracle_features else []:
+        with oracle_feature(e, folder, part, noise):
+            e.ranker_ = SearchRanker(max_log_pages=a.pages, seed=a.seeds[0]).fit(e, train)
+            out["ndcg@10"][f"with_oracle_{part}_feature" + (f"_noise{noise}" if noise else "")] = (
+                simulated_search_ndcg(e, folder, req))
     out["seconds"] = round(time.time() - t0, 1)
     out["args"] = vars(a)
     print(json.dumps(out))
