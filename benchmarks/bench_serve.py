@@ -3,6 +3,7 @@
     python benchmarks/bench_serve.py                      # the `make demo` shop: 20k products, 5k shoppers
     python benchmarks/bench_serve.py --products 2000 --users 500 --duration 10
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop   # an existing fitted home
+    python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --client wrk   # wrk drives the searches
 
 It builds (or reuses) a fitted home under .bench/, starts `vitrine serve` in a
 subprocess, then drives it with its own asyncio + httpx client (closed loop,
@@ -134,6 +135,46 @@ async def load_search(url: str, queries: list[str], users: list[str], concurrenc
     return _stats(lat, errors, time.perf_counter() - start)
 
 
+def _ms(text: str) -> float:
+    """A wrk duration ("812.00us", "11.51ms", "1.20s") in milliseconds."""
+    for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 6e4)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    return float(text)
+
+
+def load_search_wrk(url: str, queries: list[str], users: list[str], concurrency: int, duration: float,
+                    facets: bool, seed: int, folder: Path) -> dict:
+    """The same closed-loop run driven by wrk (C, one thread): the load client then takes far
+    less of the two cores than the Python client does. Needs ``wrk`` on the PATH (Debian: ``apt-get
+    install wrk``). Requests are drawn at random from 5,000 prepared (query, shopper) URLs."""
+    import re
+    import shutil
+    from urllib.parse import urlencode
+
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise SystemExit("--client wrk: no wrk on the PATH (Debian: apt-get install wrk)")
+    rng = random.Random(seed)
+    paths = ["/search?" + urlencode({"q": rng.choice(queries), "user_id": rng.choice(users), "personalize": "true",
+                                     "facets": str(facets).lower(), "limit": "10"}) for _ in range(5000)]
+    script = folder / f"bench_serve_wrk_{seed}.lua"
+    script.write_text("math.randomseed(%d)\npaths = {\n%s\n}\nrequest = function()\n"
+                      "  return wrk.format(\"GET\", paths[math.random(#paths)])\nend\n"
+                      % (seed, ",\n".join(json.dumps(p) for p in paths)))
+    out = subprocess.run([exe, "-t1", f"-c{concurrency}", f"-d{int(round(duration))}s", "--latency", "-s",
+                          str(script), url], capture_output=True, text=True, check=True).stdout
+    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+    n, secs = re.search(r"(\d+) requests in ([\d.]+\w+)", out).groups()
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+    seconds = _ms(secs) / 1000
+    return {"requests": int(n) - errors, "errors": errors, "seconds": round(seconds, 2),
+            "rps": round((int(n) - errors) / seconds, 1), "p50_ms": round(_ms(pct["50"]), 2),
+            "p90_ms": round(_ms(pct["90"]), 2), "p99_ms": round(_ms(pct["99"]), 2), "client": "wrk"}
+
+
 async def load_events(url: str, key: str, pids: list[str], users: list[str], total: int, batch: int,
                       concurrency: int, tag: str) -> tuple[dict, list[str]]:
     import httpx
@@ -189,6 +230,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=50000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--ingest-concurrency", type=int, default=2)
+    ap.add_argument("--client", choices=("httpx", "wrk"), default="httpx",
+                    help="search load client: the Python asyncio one, or wrk (lighter on the shared cores)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-ingest", action="store_true", help="search runs only (the home's store is not written)")
     args = ap.parse_args()
@@ -229,7 +272,10 @@ def main() -> None:
         for c in [int(x) for x in args.concurrency.split(",")]:
             for facets in (True, False):
                 load_before = os.getloadavg()[0]
-                s = asyncio.run(load_search(server.url, queries, users, c, args.duration, facets, c))
+                if args.client == "wrk":
+                    s = load_search_wrk(server.url, queries, users, c, args.duration, facets, c, args.base)
+                else:
+                    s = asyncio.run(load_search(server.url, queries, users, c, args.duration, facets, c))
                 # Other work on the machine shares the cores with the server and this client.
                 s.update({"concurrency": c, "facets": facets,
                           "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})

@@ -144,8 +144,7 @@ class Engine:
 
     # -- serving --------------------------------------------------------------
     def _results(self, rows: np.ndarray, scores: np.ndarray, expl=None) -> Results:
-        # Only the shown rows: ``catalog_.ids`` converts the whole id column on every call.
-        ids = [str(x) for x in self.catalog_.products["product_id"].take(rows).tolist()] if len(rows) else []
+        ids = [str(x) for x in self.catalog_.ids[np.asarray(rows, dtype=np.int64)]] if len(rows) else []
         return Results(ids, np.asarray(scores, dtype=np.float64), expl)
 
     def _filter_mask(self, rows: np.ndarray, filters: Filters | None) -> np.ndarray:

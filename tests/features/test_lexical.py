@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vitrine.features.lexical import BM25Index, tokenize
+from vitrine.features.lexical import BM25Index, column_sums, tokenize
 
 DOCS = [
     "red running shoes for men", "blue running shoes", "red kettle stainless steel", "steel water bottle",
@@ -86,3 +86,17 @@ def test_title_sequences_keep_token_order_through_append_replace_and_save(tmp_pa
     back = BM25Index.load(tmp_path / "i")
     assert [back.sequence(r).tolist() for r in range(4)] == [idx.sequence(r).tolist() for r in range(4)]
     assert BM25Index(analyzer="char3").fit([{"title": "x"}]).sequences_ is None
+
+
+def test_column_sums_equal_scipys_slice_and_sum() -> None:
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    m = sp.random(300, 40, density=0.1, format="csc", dtype=np.float32, random_state=1)
+    m[:, 7] = 0  # an empty column
+    m.eliminate_zeros()
+    for cols in ([3], [7], [3, 3], [7, 3, 12], list(rng.integers(0, 40, 6))):
+        want = np.asarray(m[:, cols].sum(axis=1)).ravel()
+        got = column_sums(m, cols)
+        assert got.dtype == np.float32 and got.shape == (300,)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from vitrine.features.lexical import tokenize
+from vitrine.features.lexical import column_sums, tokenize
 
 
 class VisualTerms:
@@ -170,7 +170,7 @@ class VisualTerms:
         cols = self.query_terms(query)
         if not cols:
             return None
-        s = np.asarray(self.excess_[:, cols].sum(1)).ravel() / len(cols) + self.floor_
+        s = column_sums(self.excess_, cols) / len(cols) + self.floor_
         return s if rows is None else s[np.asarray(rows, np.int64)]
 
     def save(self, folder: Path) -> None:
