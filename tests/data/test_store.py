@@ -332,3 +332,26 @@ def test_reads_after_counts_and_deletes_leave_the_connection_usable(tmp_path):
         read()
         assert len(s.served_features(["r"])) >= 1
     s.close()
+
+
+def test_served_rows_queued_in_a_store_nobody_closed_are_written_at_exit(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    import duckdb
+
+    # 1,200 rows: the writer thread has started (batches of 500) and 200 are still queued at exit.
+    script = f"""
+from vitrine.data.store import Store
+s = Store({str(tmp_path / 'store.duckdb')!r}, secret="k")
+for i in range(1200):
+    s.log_served([{{"request_id": f"r{{i}}", "query": "q", "user_id": "u", "position": 1,
+                   "product_id": "p", "score": 1.0, "features": {{"f": 1.0}}}}])
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    con = duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM served").fetchall()[0][0] == 1200
+    finally:
+        con.close()

@@ -7,10 +7,12 @@ file raises before anything is written, and a failure mid-write rolls back.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import threading
 import warnings
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +49,19 @@ def _ddl(spec: TableSpec, key: str | None = None, extra: str = "") -> str:
     if key:
         cols.append(f'PRIMARY KEY ("{key}")')
     return f"CREATE TABLE IF NOT EXISTS {spec.name} ({', '.join(cols)}{extra})"
+
+
+def _finish_served(ref: weakref.ref) -> None:
+    """At interpreter exit, for a store nobody closed: write the queued served
+    rows and end the writer thread. A writer thread still alive at teardown
+    aborted the process ("FATAL: exception not rethrown", exit 134) and lost
+    the queue."""
+    store = ref()
+    if store is None or store._closing:
+        return
+    store._stop_writer()
+    with store._lock:
+        store.flush_served()
 
 
 class Store:
@@ -90,10 +105,7 @@ class Store:
             )
 
     def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        if self._writer is not None:
-            self._writer.join()
+        self._stop_writer()
         with self._lock:
             self.flush_served()
             self._con.close()
@@ -265,7 +277,14 @@ class Store:
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="vitrine-served", daemon=True)
                 self._writer.start()
+                atexit.register(_finish_served, weakref.ref(self))
             self._wake.set()
+
+    def _stop_writer(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join()
 
     def _write_loop(self) -> None:
         while not self._closing:
