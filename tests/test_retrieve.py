@@ -230,3 +230,29 @@ def test_set_reviews_drops_an_erased_shoppers_review_vectors(fused, shop, tmp_pa
     assert not np.allclose(r.item_vectors()[reviewed[0]], before)
     r.set_reviews(None)
     assert not r.has_review_.any() and np.isfinite(r.retrieve("red sandals", k=5).sources["item"]).all()
+
+
+def test_repeated_text_queries_reuse_their_candidates_until_the_catalog_changes(fitted, shop, tmp_path) -> None:
+    ds, _, _ = shop
+    r, _ = fitted
+    cat = Catalog(ds.products, root=ds.root)
+    r2 = Retriever.load(_save(r, tmp_path / "r"), cat)
+    first = r2.retrieve("blue cap", k=20)
+    again = r2.retrieve("blue cap", k=20)
+    assert again is first and not first.rows.flags.writeable  # shared, so nobody may write to it
+    r2.result_cache_size = 0
+    fresh = r2.retrieve("blue cap", k=20)
+    assert fresh is not first
+    np.testing.assert_array_equal(fresh.rows, first.rows)
+    np.testing.assert_allclose(fresh.scores, first.scores)
+    r2.result_cache_size = 1024
+    # An upsert is found by the very next identical query (whose candidates were kept without it) ...
+    q = "quantum flux capacitor"
+    before = r2.retrieve(q, k=3)
+    rows = cat.upsert(pd.DataFrame([{"product_id": "zz9", "title": "Quantum Flux Capacitor",
+                                     "image": cat.image_path(5)}]))
+    r2.add(rows)
+    assert rows[0] not in before.rows and r2.retrieve(q, k=3).rows[0] == rows[0]
+    # ... and a product deleted through the catalog alone is gone from it.
+    cat.delete("zz9")
+    assert rows[0] not in r2.retrieve(q, k=3).rows

@@ -424,6 +424,7 @@ class Engine:
         catalog = Catalog.load(folder, root=Path(meta["root"]) if meta.get("root") else None)
         self.catalog_ = catalog
         self.retriever_ = Retriever.load(folder / "retriever", catalog)
+        self.retriever_.result_cache_size = self.settings.result_cache
         self.personal_ = Personalizer.load(folder / "personal", catalog)
         self.ranker_ = SearchRanker.load(folder / "ranker")
         self.version_ = meta["version"]
