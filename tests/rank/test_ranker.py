@@ -12,7 +12,7 @@ from vitrine.data.dataset import Dataset, load_dataset
 from vitrine.data.synth import generate, load_truth, utility
 from vitrine.evaluate.metrics import ndcg_at_k
 from vitrine.rank import SearchRanker
-from vitrine.rank.features import assemble, feature_group, log_record, to_matrix
+from vitrine.rank.features import QueryFeatureMemo, assemble, feature_group, log_record, to_matrix
 
 PAGES = 900
 
@@ -105,6 +105,29 @@ def test_one_feature_path_and_log_record(engine) -> None:
     rec = log_record("r1", "sneaker", "k", engine.catalog_.ids[cands.rows], np.arange(float(len(cands.rows))), f,
                      np.arange(len(cands.rows))[::-1], k=3)
     assert [r["position"] for r in rec] == [1, 2, 3] and rec[0]["features"]["bm25_title"] is not None
+
+
+def test_query_product_features_are_kept_per_query_and_dropped_when_the_index_changes(engine) -> None:
+    r = engine.ranker_
+    cands = engine.retriever_.retrieve("sneaker", k=30)
+
+    def feats(user, memo=None):
+        key = engine.user_key(user)
+        return assemble(engine, "sneaker", cands, None, user_key=key, table=r.table_,
+                        exposure=r.exposure_.get(key), memo=memo)
+
+    memo = QueryFeatureMemo()
+    first = feats("u003", memo)
+    again, other = feats("u003", memo), feats("u001", memo)
+    assert again["bm25_title"] is first["bm25_title"] and other["bm25_title"] is first["bm25_title"]
+    assert not first["bm25_title"].flags.writeable  # shared by every shopper
+    for got, user in ((again, "u003"), (other, "u001")):
+        plain = feats(user)
+        assert set(got) == set(plain)
+        for name, v in plain.items():
+            np.testing.assert_array_equal(got[name], v, err_msg=name)
+    engine.retriever_._changed()  # what an upsert, delete or new review set does
+    assert feats("u003", memo)["bm25_title"] is not first["bm25_title"]
 
 
 def test_serving_skips_the_personalizer_scores_a_trained_ranker_never_reads(engine, monkeypatch) -> None:

@@ -357,6 +357,7 @@ def assemble(
     history: np.ndarray | None = None,
     use_personal_model: bool = True,
     exposure: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    memo: QueryFeatureMemo | None = None,
 ) -> dict[str, np.ndarray]:
     """Feature columns, each float32 of shape (len(cands.rows),).
 
@@ -376,8 +377,45 @@ def assemble(
     exposure : the shopper's logged impressions before the page as (rows,
         examination propensity of their position, clicked 0/1), for
         :func:`exposure_affinities` (``lift_*`` features).
+    memo : a :class:`QueryFeatureMemo` keeping the query-product features of
+        recent (query, candidates) (they do not depend on the shopper).
     """
     rows = np.asarray(cands.rows, dtype=np.int64)
+    n = len(rows)
+    qp = memo.get(engine, query, cands, table) if memo is not None else None
+    if qp is None:
+        qp = _query_product_features(engine, query, cands, table, rows)
+        if memo is not None:
+            memo.put(engine, query, cands, table, qp)
+    f = dict(qp)  # the shopper's features below go into this request's copy only
+    # -- shopper-product ------------------------------------------------------
+    f["personal"] = (np.asarray(personal, dtype=np.float32) if personal is not None
+                     else np.full(n, np.nan, np.float32))
+    pers = getattr(engine, "personal_", None)
+    if user_key and table is not None:
+        if history is None:
+            history = live_history(pers, user_key)
+        f.update(history_affinities(history, rows, table))
+        if exposure is not None:
+            f.update(exposure_affinities(*exposure, rows, table))
+    pf = getattr(pers, "features", None)
+    if user_key and callable(pf) and use_personal_model:
+        try:
+            for k, v in (pf(user_key, rows) or {}).items():
+                f[f"p_{k}"] = np.asarray(v, dtype=np.float32)
+        except Exception:  # noqa: BLE001 - a broken personal model must not break search
+            pass
+    # -- context --------------------------------------------------------------
+    f["ctx_has_user"] = np.full(n, float(bool(user_key)), np.float32)
+    f["ctx_n_cands"] = np.full(n, float(n), np.float32)
+    for k, v in (context or {}).items():
+        f[f"ctx_{k}"] = np.full(n, float(v), np.float32)
+    return f
+
+
+def _query_product_features(engine, query: str | None, cands: Candidates, table: ProductTable | None,
+                            rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The features of :func:`assemble` that depend on the query and the products only."""
     n = len(rows)
     f: dict[str, np.ndarray] = {}
     # -- query-product: retrieval sources ---------------------------------
@@ -422,29 +460,62 @@ def assemble(
     # -- product ------------------------------------------------------------
     if table is not None:
         f.update(table.take(rows))
-    # -- shopper-product ------------------------------------------------------
-    f["personal"] = (np.asarray(personal, dtype=np.float32) if personal is not None
-                     else np.full(n, np.nan, np.float32))
-    pers = getattr(engine, "personal_", None)
-    if user_key and table is not None:
-        if history is None:
-            history = live_history(pers, user_key)
-        f.update(history_affinities(history, rows, table))
-        if exposure is not None:
-            f.update(exposure_affinities(*exposure, rows, table))
-    pf = getattr(pers, "features", None)
-    if user_key and callable(pf) and use_personal_model:
-        try:
-            for k, v in (pf(user_key, rows) or {}).items():
-                f[f"p_{k}"] = np.asarray(v, dtype=np.float32)
-        except Exception:  # noqa: BLE001 - a broken personal model must not break search
-            pass
-    # -- context --------------------------------------------------------------
-    f["ctx_has_user"] = np.full(n, float(bool(user_key)), np.float32)
-    f["ctx_n_cands"] = np.full(n, float(n), np.float32)
-    for k, v in (context or {}).items():
-        f[f"ctx_{k}"] = np.full(n, float(v), np.float32)
     return f
+
+
+class QueryFeatureMemo:
+    """The query-product features of recent (query, candidates), shared by every shopper.
+
+    They are a pure function of the query, the candidates (rows and retrieval
+    scores), the product table and the retriever's indexes, so a repeated
+    query (whose candidates the retriever keeps too) skips BM25 gathers and
+    title matching: about a third of a search's feature time. Arrays are
+    read-only: every caller shares them. A changed table or retriever
+    (catalog upsert, delete, reload) empties the memo.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        from collections import OrderedDict
+
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._refs: tuple = ()  # (table, retriever) the kept features were computed with
+        self._version = None
+
+    def _key(self, engine, query, cands: Candidates, table) -> tuple:
+        retriever = getattr(engine, "retriever_", None)
+        version = getattr(retriever, "_version", None)
+        if not self._refs or self._refs[0] is not table or self._refs[1] is not retriever or self._version != version:
+            self._items.clear()
+            self._refs, self._version = (table, retriever), version
+        rows = np.ascontiguousarray(cands.rows, dtype=np.int64)
+        scores = np.ascontiguousarray(cands.scores, dtype=np.float64)
+        return (query, rows.tobytes(), scores.tobytes())
+
+    def get(self, engine, query, cands: Candidates, table) -> dict[str, np.ndarray] | None:
+        if self.size <= 0:
+            return None
+        key = self._key(engine, query, cands, table)
+        got = self._items.get(key)
+        if got is not None:
+            try:
+                self._items.move_to_end(key)
+            except KeyError:  # evicted by another thread meanwhile
+                pass
+        return got
+
+    def put(self, engine, query, cands: Candidates, table, feats: dict[str, np.ndarray]) -> None:
+        if self.size <= 0:
+            return
+        key = self._key(engine, query, cands, table)
+        for v in feats.values():
+            v.flags.writeable = False
+        self._items[key] = feats
+        while len(self._items) > self.size:
+            try:
+                self._items.popitem(last=False)
+            except KeyError:
+                break
 
 
 HISTORY = 50  # recent positive events the shopper features look at

@@ -33,6 +33,7 @@ from vitrine.rank.features import (
     HISTORY,
     TITLE_ORDER,
     ProductTable,
+    QueryFeatureMemo,
     assemble,
     feature_group,
     product_table,
@@ -147,14 +148,21 @@ class SearchRanker:
 
     # -- training ---------------------------------------------------------------
     def _feats(self, engine, query, cands, personal, user_key, history=None, use_personal_model=True,
-               exposure=None):
+               exposure=None, memo=None):
         if not self.personal_features:
             personal, user_key = None, None
         use_personal_model = use_personal_model and self.reads_personal_model()
         if user_key and exposure is None and history is None:
             exposure = getattr(self, "exposure_", {}).get(user_key)
         return assemble(engine, query, cands, personal, user_key=user_key, table=self.table_,
-                        history=history, use_personal_model=use_personal_model, exposure=exposure)
+                        history=history, use_personal_model=use_personal_model, exposure=exposure, memo=memo)
+
+    def _serving_memo(self) -> QueryFeatureMemo:
+        """The query-product feature memo of serving (training never reads it)."""
+        memo = getattr(self, "_memo", None)
+        if memo is None:
+            memo = self._memo = QueryFeatureMemo()
+        return memo
 
     def _judgment_groups(self, engine, judgments: pd.DataFrame, rng) -> list[tuple[dict, np.ndarray, np.ndarray]]:
         groups = judgment_groups(judgments)
@@ -360,7 +368,7 @@ class SearchRanker:
 
     def features(self, query, cands, personal=None, user_key=None, engine=None) -> dict[str, np.ndarray]:
         """The feature columns :meth:`rank` scores (for logging what was served)."""
-        return self._feats(engine, query, cands, personal, user_key)
+        return self._feats(engine, query, cands, personal, user_key, memo=self._serving_memo())
 
     def rank(
         self, query: str | None, cands: Candidates, personal: np.ndarray | None, **context: object
@@ -375,7 +383,7 @@ class SearchRanker:
             return self._blend(cands, personal)
         f = context.get("feats")
         if f is None:
-            f = self._feats(engine, query, cands, personal, context.get("user_key"))
+            f = self._feats(engine, query, cands, personal, context.get("user_key"), memo=self._serving_memo())
         X = to_matrix(f, self.feature_names_, len(cands.rows))
         scores = self.model_.predict(X)
         return scores, LazyExplanations(lambda: self.model_.contributions(X), len(scores))
