@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = 8 * 1024 * 1024
     device: str = "auto"  # "cpu", "cuda" or "auto"
     log_served: bool = True  # /search logs each shown result's features (training reads them back)
-    result_cache: int = Field(default=1024, ge=0)  # text queries whose candidate lists a loaded engine keeps
+    result_cache: int = Field(default=1024, ge=0)  # queries whose candidates and query features are kept
     serve_threads: int = Field(default=0, ge=0)  # requests handled at once by `vitrine serve`; 0: one per core, >= 2
     ranker: str = "lambdamart"  # search ranker: "lambdamart" (LightGBM click model), "neural" or "blend"
     ranker_models: int = Field(default=5, ge=1)  # LambdaMART boosters averaged when trained on judgments alone

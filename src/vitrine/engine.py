@@ -424,9 +424,11 @@ class Engine:
         catalog = Catalog.load(folder, root=Path(meta["root"]) if meta.get("root") else None)
         self.catalog_ = catalog
         self.retriever_ = Retriever.load(folder / "retriever", catalog)
+        # Repeated queries: their candidates and query-product features are kept (VITRINE_RESULT_CACHE).
         self.retriever_.result_cache_size = self.settings.result_cache
         self.personal_ = Personalizer.load(folder / "personal", catalog)
         self.ranker_ = SearchRanker.load(folder / "ranker")
+        self.ranker_.memo_size = self.settings.result_cache
         self.version_ = meta["version"]
         self.fitted_through_ = meta.get("fitted_through")
         if replay and (self.home / STORE_FILE).exists():

@@ -474,7 +474,9 @@ class QueryFeatureMemo:
     (catalog upsert, delete, reload) empties the memo.
     """
 
-    def __init__(self, size: int = 512) -> None:
+    SIZE = 1024
+
+    def __init__(self, size: int = SIZE) -> None:
         from collections import OrderedDict
 
         self.size = size

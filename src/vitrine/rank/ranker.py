@@ -161,7 +161,7 @@ class SearchRanker:
         """The query-product feature memo of serving (training never reads it)."""
         memo = getattr(self, "_memo", None)
         if memo is None:
-            memo = self._memo = QueryFeatureMemo()
+            memo = self._memo = QueryFeatureMemo(getattr(self, "memo_size", QueryFeatureMemo.SIZE))
         return memo
 
     def _judgment_groups(self, engine, judgments: pd.DataFrame, rng) -> list[tuple[dict, np.ndarray, np.ndarray]]:
