@@ -20,10 +20,10 @@ from vitrine.rank.features import (
     ProductTable,
     _minmax_rank,
     _query_terms,
+    add_shopper_features,
     assemble,
     exposure_affinities,
     history_affinities,
-    live_history,
     product_table,
 )
 from vitrine.results import Candidates
@@ -238,29 +238,8 @@ def reference_assemble(
     # -- product ------------------------------------------------------------
     if table is not None:
         f.update(table.take(rows))
-    # -- shopper-product ------------------------------------------------------
-    f["personal"] = (np.asarray(personal, dtype=np.float32) if personal is not None
-                     else np.full(n, np.nan, np.float32))
-    pers = getattr(engine, "personal_", None)
-    if user_key and table is not None:
-        if history is None:
-            history = live_history(pers, user_key)
-        f.update(reference_history(history, rows, table))
-        if exposure is not None:
-            f.update(reference_exposure(*exposure, rows, table))
-    pf = getattr(pers, "features", None)
-    if user_key and callable(pf) and use_personal_model:
-        try:
-            for k, v in (pf(user_key, rows) or {}).items():
-                f[f"p_{k}"] = np.asarray(v, dtype=np.float32)
-        except Exception:  # noqa: BLE001 - a broken personal model must not break search
-            pass
-    # -- context --------------------------------------------------------------
-    f["ctx_has_user"] = np.full(n, float(bool(user_key)), np.float32)
-    f["ctx_n_cands"] = np.full(n, float(n), np.float32)
-    for k, v in (context or {}).items():
-        f[f"ctx_{k}"] = np.full(n, float(v), np.float32)
-    return f
+    return add_shopper_features(f, engine, rows, personal, user_key, table, history, exposure, use_personal_model,
+                                context, history_fn=reference_history, exposure_fn=reference_exposure)
 
 
 def reference_history(history: np.ndarray, rows: np.ndarray, table: ProductTable) -> dict[str, np.ndarray]:

@@ -388,6 +388,19 @@ def assemble(
         if memo is not None:
             memo.put(engine, query, cands, table, qp)
     f = dict(qp)  # the shopper's features below go into this request's copy only
+    return add_shopper_features(f, engine, rows, personal, user_key, table, history, exposure,
+                                use_personal_model, context)
+
+
+def add_shopper_features(f: dict[str, np.ndarray], engine, rows: np.ndarray, personal, user_key, table, history,
+                         exposure, use_personal_model: bool, context, *, history_fn=None,
+                         exposure_fn=None) -> dict[str, np.ndarray]:
+    """The shopper-product and context columns of :func:`assemble`, added to ``f``
+    (``history_fn``/``exposure_fn`` replace :func:`history_affinities` and
+    :func:`exposure_affinities`, for the reference implementation of the tests)."""
+    n = len(rows)
+    history_fn = history_fn or history_affinities
+    exposure_fn = exposure_fn or exposure_affinities
     # -- shopper-product ------------------------------------------------------
     f["personal"] = (np.asarray(personal, dtype=np.float32) if personal is not None
                      else np.full(n, np.nan, np.float32))
@@ -395,9 +408,9 @@ def assemble(
     if user_key and table is not None:
         if history is None:
             history = live_history(pers, user_key)
-        f.update(history_affinities(history, rows, table))
+        f.update(history_fn(history, rows, table))
         if exposure is not None:
-            f.update(exposure_affinities(*exposure, rows, table))
+            f.update(exposure_fn(*exposure, rows, table))
     pf = getattr(pers, "features", None)
     if user_key and callable(pf) and use_personal_model:
         try:
