@@ -26,6 +26,7 @@ candidates (``fusion="zsum"``). The search ranker may use ``sources`` instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections import OrderedDict
@@ -164,6 +165,22 @@ def _read_only(c: Candidates) -> Candidates:
         if isinstance(a, np.ndarray):
             a.flags.writeable = False
     return c
+
+
+def _invalidates(method):
+    """Mark a method that changes what retrieval returns: the kept candidate lists
+    are dropped before it starts and again when it ends, so that nothing computed
+    while it ran is kept (``retrieve`` keeps a list only if no change began meanwhile)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        self._changed()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._changed()
+
+    return wrapper
 
 
 class Retriever:
@@ -846,6 +863,7 @@ class Retriever:
         return out
 
     # ------------------------------------------------------------------ updates
+    @_invalidates
     def add(self, rows: np.ndarray, reviews=None) -> None:
         """Index products appended to or replaced in the catalog (no retraining).
 
@@ -855,7 +873,6 @@ class Retriever:
         from vitrine.features.image import load_images
 
         self._check()
-        self._changed()
         rows = np.asarray(rows, np.int64)
         n = len(self.catalog_)
         grow = n - len(self.popularity_)
@@ -958,13 +975,13 @@ class Retriever:
             raw, _ = numeric_table(self.catalog_.products, self.review_stats_, names=self.numeric_names_)
             self.numeric_ = self.scaler_.transform(raw)
 
+    @_invalidates
     def set_reviews(self, reviews) -> None:
         """Replace the review modality from a new reviews table (e.g. after erasing a shopper):
         pooled review vectors, review statistics and item vectors; the fusion is not retrained."""
         self._check()
         if getattr(self, "fusion_", None) is None:
             return
-        self._changed()
         n = len(self.catalog_)
         vecs, has = pool_reviews(reviews, self.catalog_.ids, self.text_encoder_, max_reviews=self.max_reviews)
         if vecs is None and "reviews" in self.fusion_.names_:
@@ -979,9 +996,9 @@ class Retriever:
         self.item_index_ = None
         self._build_items()
 
+    @_invalidates
     def remove(self, rows: np.ndarray) -> None:
         """Drop rows from the vector indexes (the catalog's active mask already hides them)."""
-        self._changed()
         for idx in (getattr(self, "dense_index_", None), getattr(self, "image_index_", None)):
             if idx is not None:
                 idx.remove(np.asarray(rows, np.int64))
