@@ -106,6 +106,11 @@ class Engine:
         """Validate a dataset folder and add it to this home's store."""
         return self.store.ingest(folder)
 
+    def _size_query_caches(self) -> None:
+        """Repeated queries: their candidates and query-product features are kept (VITRINE_RESULT_CACHE)."""
+        self.retriever_.result_cache_size = self.settings.result_cache
+        self.ranker_.memo_size = self.settings.result_cache
+
     # -- fit ------------------------------------------------------------------
     def fit(self, dataset: Dataset | str | Path | None = None, progress: bool = False) -> Engine:
         """Learn every component from a dataset (folder, Dataset, or the store when None)."""
@@ -131,6 +136,7 @@ class Engine:
             self.catalog_, self.retriever_, self.personal_ = catalog, retriever, personal
             self.ranker_ = SearchRanker(model=self.settings.ranker, device=self.settings.device,
                                        lambdamart_models=self.settings.ranker_models).fit(self, dataset)
+            self._size_query_caches()
             self.version_ = time.strftime("%Y%m%d-%H%M%S")
             # Events after this instant reach a loaded model by replay from the store.
             self.fitted_through_ = (
@@ -424,11 +430,9 @@ class Engine:
         catalog = Catalog.load(folder, root=Path(meta["root"]) if meta.get("root") else None)
         self.catalog_ = catalog
         self.retriever_ = Retriever.load(folder / "retriever", catalog)
-        # Repeated queries: their candidates and query-product features are kept (VITRINE_RESULT_CACHE).
-        self.retriever_.result_cache_size = self.settings.result_cache
         self.personal_ = Personalizer.load(folder / "personal", catalog)
         self.ranker_ = SearchRanker.load(folder / "ranker")
-        self.ranker_.memo_size = self.settings.result_cache
+        self._size_query_caches()
         self.version_ = meta["version"]
         self.fitted_through_ = meta.get("fitted_through")
         if replay and (self.home / STORE_FILE).exists():

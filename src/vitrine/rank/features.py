@@ -382,11 +382,12 @@ def assemble(
     """
     rows = np.asarray(cands.rows, dtype=np.int64)
     n = len(rows)
-    qp = memo.get(engine, query, cands, table) if memo is not None else None
+    key = memo.key(engine, query, cands, table) if memo is not None else None
+    qp = memo.get(key) if key is not None else None
     if qp is None:
         qp = _query_product_features(engine, query, cands, table, rows)
-        if memo is not None:
-            memo.put(engine, query, cands, table, qp)
+        if key is not None:
+            memo.put(key, qp)
     f = dict(qp)  # the shopper's features below go into this request's copy only
     return add_shopper_features(f, engine, rows, personal, user_key, table, history, exposure,
                                 use_personal_model, context)
@@ -497,7 +498,10 @@ class QueryFeatureMemo:
         self._refs: tuple = ()  # (table, retriever) the kept features were computed with
         self._version = None
 
-    def _key(self, engine, query, cands: Candidates, table) -> tuple:
+    def key(self, engine, query, cands: Candidates, table) -> tuple | None:
+        """The memo key of (query, candidates), or None when the memo keeps nothing."""
+        if self.size <= 0:
+            return None
         retriever = getattr(engine, "retriever_", None)
         version = getattr(retriever, "_version", None)
         if not self._refs or self._refs[0] is not table or self._refs[1] is not retriever or self._version != version:
@@ -507,10 +511,7 @@ class QueryFeatureMemo:
         scores = np.ascontiguousarray(cands.scores, dtype=np.float64)
         return (query, rows.tobytes(), scores.tobytes())
 
-    def get(self, engine, query, cands: Candidates, table) -> dict[str, np.ndarray] | None:
-        if self.size <= 0:
-            return None
-        key = self._key(engine, query, cands, table)
+    def get(self, key: tuple) -> dict[str, np.ndarray] | None:
         got = self._items.get(key)
         if got is not None:
             try:
@@ -519,10 +520,7 @@ class QueryFeatureMemo:
                 pass
         return got
 
-    def put(self, engine, query, cands: Candidates, table, feats: dict[str, np.ndarray]) -> None:
-        if self.size <= 0:
-            return
-        key = self._key(engine, query, cands, table)
+    def put(self, key: tuple, feats: dict[str, np.ndarray]) -> None:
         for v in feats.values():
             v.flags.writeable = False
         self._items[key] = feats
