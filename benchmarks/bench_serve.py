@@ -4,6 +4,7 @@
     python benchmarks/bench_serve.py --products 2000 --users 500 --duration 10
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop   # an existing fitted home
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --client wrk   # wrk drives the searches
+    python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --in-process    # Engine.search, no HTTP
 
 It builds (or reuses) a fitted home under .bench/, starts `vitrine serve` in a
 subprocess, then drives it with its own asyncio + httpx client (closed loop,
@@ -217,6 +218,31 @@ async def load_events(url: str, key: str, pids: list[str], users: list[str], tot
     return stats, acked
 
 
+def in_process(home: Path, queries: list[str], users: list[str], rounds: int = 3, n: int = 400) -> list[dict]:
+    """``Engine.search`` timed in this process, no HTTP: 300 of the shop's queries
+    (asked once first, so the query vectors and the query caches are warm), then
+    ``n`` personalized and ``n`` anonymous searches per round, each a random query
+    of those 300 and a random shopper."""
+    from vitrine.engine import Engine
+
+    engine = Engine.load(home)
+    rng = random.Random(0)
+    pool = rng.sample(queries, min(300, len(queries)))
+    for q in pool:
+        engine.search(q, k=10)
+    out = []
+    for _ in range(rounds):
+        row = {}
+        for name, user in (("personalized_ms", lambda: rng.choice(users)), ("anonymous_ms", lambda: None)):
+            t = time.perf_counter()
+            for _ in range(n):
+                engine.search(rng.choice(pool), user_id=user(), k=10)
+            row[name] = round((time.perf_counter() - t) / n * 1000, 2)
+        out.append(row)
+    engine.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--products", type=int, default=20000)
@@ -232,6 +258,8 @@ def main() -> None:
     ap.add_argument("--ingest-concurrency", type=int, default=2)
     ap.add_argument("--client", choices=("httpx", "wrk"), default="httpx",
                     help="search load client: the Python asyncio one, or wrk (lighter on the shared cores)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="time Engine.search in this process instead (no server; VITRINE_* settings apply)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-ingest", action="store_true", help="search runs only (the home's store is not written)")
     args = ap.parse_args()
@@ -254,6 +282,10 @@ def main() -> None:
         queries = sorted(set(queries) | set(pd.read_parquet(shop / "judgments.parquet")["query"].unique()))
     if not pids:
         pids = pd.read_parquet(shop / "products.parquet", columns=["product_id"])["product_id"].tolist()
+    if args.in_process:
+        for row in in_process(home, queries, users):
+            print(json.dumps(row))
+        return
     key = KeyStore(home).create("bench")
     args.base.mkdir(parents=True, exist_ok=True)
     server = Server(home, args.base / "bench_serve_server.log")
