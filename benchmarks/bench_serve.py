@@ -5,6 +5,7 @@
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop   # an existing fitted home
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --client wrk   # wrk drives the searches
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --in-process    # Engine.search, no HTTP
+    python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --warm   # each query asked once first
 
 It builds (or reuses) a fitted home under .bench/, starts `vitrine serve` in a
 subprocess, then drives it with its own asyncio + httpx client (closed loop,
@@ -136,6 +137,21 @@ async def load_search(url: str, queries: list[str], users: list[str], concurrenc
     return _stats(lat, errors, time.perf_counter() - start)
 
 
+async def ask_each(url: str, queries: list[str], users: list[str]) -> None:
+    """Every query once, two at a time, with facets (the steady state's caches)."""
+    import httpx
+
+    rng = random.Random(1)
+    todo = list(queries)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        async def worker() -> None:
+            while todo:
+                q = todo.pop()
+                await client.get("/search", params={"q": q, "user_id": rng.choice(users), "limit": "10"})
+
+        await asyncio.gather(worker(), worker())
+
+
 def _ms(text: str) -> float:
     """A wrk duration ("812.00us", "11.51ms", "1.20s") in milliseconds."""
     for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 6e4)):
@@ -260,6 +276,9 @@ def main() -> None:
                     help="search load client: the Python asyncio one, or wrk (lighter on the shared cores)")
     ap.add_argument("--in-process", action="store_true",
                     help="time Engine.search in this process instead (no server; VITRINE_* settings apply)")
+    ap.add_argument("--warm", action="store_true",
+                    help="ask every query once (with facets) before the timed runs: steady state, where the "
+                         "query caches hold what fits, instead of runs that also fill them")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-ingest", action="store_true", help="search runs only (the home's store is not written)")
     args = ap.parse_args()
@@ -301,6 +320,10 @@ def main() -> None:
 
         report["shop"]["products"] = httpx.get(server.url + "/health").json()["products"]
         asyncio.run(load_search(server.url, queries, users, 2, 3.0, True, 0))  # warm-up
+        if args.warm:
+            t = time.time()
+            asyncio.run(ask_each(server.url, queries, users))
+            report["warm_s"] = round(time.time() - t, 1)
         for c in [int(x) for x in args.concurrency.split(",")]:
             for facets in (True, False):
                 load_before = os.getloadavg()[0]

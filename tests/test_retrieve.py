@@ -240,6 +240,8 @@ def test_repeated_text_queries_reuse_their_candidates_until_the_catalog_changes(
     first = r2.retrieve("blue cap", k=20)
     again = r2.retrieve("blue cap", k=20)
     assert again is first and not first.rows.flags.writeable  # shared, so nobody may write to it
+    deep = r2.retrieve("blue cap", k=60, cache=False)  # one-off lists neither read nor fill the cache
+    assert r2.retrieve("blue cap", k=60) is not deep and r2.retrieve("blue cap", k=20, cache=False) is not first
     r2.result_cache_size = 0
     fresh = r2.retrieve("blue cap", k=20)
     assert fresh is not first

@@ -181,10 +181,11 @@ class Engine:
             return None
         return self.personal_.score(ukey, rows)
 
-    def retrieve(self, query: str | None = None, query_image=None, k: int | None = None) -> Candidates:
-        """Candidates before ranking (all sources, fused)."""
+    def retrieve(self, query: str | None = None, query_image=None, k: int | None = None,
+                 cache: bool = True) -> Candidates:
+        """Candidates before ranking (all sources, fused); ``cache=False`` bypasses the result cache."""
         self._check()
-        return self.retriever_.retrieve(query_text=query, query_image=query_image, k=k)
+        return self.retriever_.retrieve(query_text=query, query_image=query_image, k=k, cache=cache)
 
     def score(self, query: str | None, rows: np.ndarray, user_id: str | None = None, query_image=None) -> np.ndarray:
         """Ranker scores of given catalog rows for a query (no retrieval step)."""

@@ -731,18 +731,21 @@ class Retriever:
                 return keep[:n]
             fetch = min(len(index), fetch * 4)
 
-    def retrieve(self, query_text: str | None = None, query_image=None, k: int | None = None) -> Candidates:
+    def retrieve(self, query_text: str | None = None, query_image=None, k: int | None = None,
+                 cache: bool = True) -> Candidates:
         """Fused candidates for a text and/or image query; no query returns the most popular products.
 
         A text query's candidates are kept (``result_cache_size`` lists, default
         ``RESULT_CACHE_SIZE``, 0 keeps none; read-only arrays) until the catalog
         or an index changes: a repeated query, much of a shop's traffic, skips
         the vector scans and BM25 (about half of a search's CPU time).
+        ``cache=False`` neither reads nor fills that cache, for one-off lists
+        that would push out the lists searches reuse.
         """
         self._check()
         k = k or self.depth
         size = getattr(self, "result_cache_size", RESULT_CACHE_SIZE)
-        if query_image is not None or not query_text or size <= 0:
+        if query_image is not None or not query_text or size <= 0 or not cache:
             return self._retrieve(query_text, query_image, k)
         version, cache = self._version, self._rcache
         # The active mask is part of the key: deleting a product flips it, sometimes without telling us.

@@ -265,11 +265,12 @@ class Store:
         """
         if not records:
             return
-        import json as _json
+        import orjson
 
-        # Encoded here, a page at a time (under a millisecond), so that a batch insert stays a few ms.
+        # Encoded here, a page at a time, so that a batch insert stays a few ms. orjson: the stdlib
+        # encoder took a third of a millisecond per page, and orjson writes NaN and inf as null.
         now = pd.Timestamp.now("UTC").tz_localize(None)
-        rows = [{**r, "logged_at": now, "features": _json.dumps(r["features"])} for r in records]
+        rows = [{**r, "logged_at": now, "features": orjson.dumps(r["features"]).decode()} for r in records]
         with self._served_lock:
             self._served.extend(rows)
             full = len(self._served) >= SERVED_BATCH

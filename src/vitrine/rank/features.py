@@ -671,8 +671,9 @@ def log_record(
     request_id: str, query: str | None, user_key: str | None, product_ids, scores: np.ndarray,
     feats: Mapping[str, np.ndarray], order: np.ndarray, k: int, first: int = 1,
 ) -> list[dict]:
-    """One JSON-ready record per shown result: position (from ``first``), score and
-    every feature value exactly as served (for later training on served features)."""
+    """One record per shown result: position (from ``first``), score and every
+    feature value exactly as served (for later training on served features).
+    A missing or non-finite value is NaN (the store writes it as JSON null)."""
     shown = np.asarray(order[:k], dtype=np.int64)
     names = list(feats)
     # One array operation per feature, not one NumPy scalar per value (this runs on every served page).
@@ -685,6 +686,6 @@ def log_record(
         out.append({
             "request_id": request_id, "query": query, "user_id": user_key, "position": pos,
             "product_id": str(product_ids[i]), "score": float(scores[i]),
-            "features": {n: (None if v != v else v) for n, v in zip(names, row, strict=True)},
+            "features": dict(zip(names, row, strict=True)),
         })
     return out

@@ -78,7 +78,9 @@ def run_search(state: AppState, engine: Engine, *, q: str | None, user_id: str |
             key = (id(engine), q, astuple(filters)) if image is None else None
             got = state.facets.get(key) if key is not None else None
             if got is None:
-                cands = engine.retrieve(q, query_image=image, k=FACET_DEPTH)
+                # Not kept by the retriever: the counts are kept here, and a deep list there would
+                # push out the lists that searches reuse.
+                cands = engine.retrieve(q, query_image=image, k=FACET_DEPTH, cache=False)
                 got = present.facets(engine, cands.rows, filters)
                 if key is not None:
                     state.facets.put(key, got)
