@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     log_served: bool = True  # /search logs each shown result's features (training reads them back)
     result_cache: int = Field(default=1024, ge=0)  # queries whose candidates and query features are kept
     serve_threads: int = Field(default=0, ge=0)  # requests handled at once by `vitrine serve`; 0: one per core, >= 2
+    serve_switch_ms: float = Field(default=1.0, gt=0, le=100)  # `vitrine serve`: Python's GIL switch interval
     ranker: str = "lambdamart"  # search ranker: "lambdamart" (LightGBM click model), "neural" or "blend"
     ranker_models: int = Field(default=5, ge=1)  # LambdaMART boosters averaged when trained on judgments alone
     seed: int = 0

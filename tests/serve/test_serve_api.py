@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+import pytest
 from fastapi.testclient import TestClient
 
 
@@ -20,6 +23,20 @@ def test_search_returns_items_facets_and_paging(client: TestClient) -> None:
     page2 = client.get("/search", params={"q": "jacket", "limit": 5, "offset": 5}).json()
     assert page2["items"][0]["position"] == 6
     assert not {i["product_id"] for i in page2["items"]} & {i["product_id"] for i in body["items"]}
+
+
+def test_search_body_is_what_validating_against_its_model_writes(client: TestClient, shop_events) -> None:
+    """/search writes its body without FastAPI's validation (speed): it must still be exactly SearchOut."""
+    from vitrine.serve.schemas import SearchOut
+
+    user = shop_events["user_id"].iloc[0]
+    for params in ({"q": "jacket"}, {"q": "red shoes", "user_id": user, "explain": True, "limit": 20},
+                   {"q": "shoes", "brand": "nobrand-xyz"}, {"facets": False}, {"q": "bag", "offset": 30},
+                   {"q": "shoes", "price_min": 20, "price_max": 60, "in_stock": True, "explain": True}):
+        r = client.get("/search", params=params)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json", params
+        body = r.json()
+        assert SearchOut.model_validate(body).model_dump(mode="json") == body, params
 
 
 def test_search_filters_apply_and_facets_ignore_their_own_filter(client: TestClient) -> None:
@@ -167,7 +184,11 @@ def test_requests_at_once_are_bounded_by_the_serve_threads_setting(shared_home, 
     from vitrine.serve.app import create_app, serve_threads
 
     assert serve_threads(settings.model_copy(update={"serve_threads": 0})) >= 2
-    app = create_app(home=shared_home, settings=settings.model_copy(update={"serve_threads": 3}))
+    before = sys.getswitchinterval()
+    app = create_app(home=shared_home, settings=settings.model_copy(update={"serve_threads": 3,
+                                                                           "serve_switch_ms": 2.0}))
     with TestClient(app) as c:
         assert c.get("/search", params={"q": "jacket", "limit": 3}).status_code == 200
         assert c.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens) == 3
+        assert sys.getswitchinterval() == pytest.approx(0.002)  # the GIL switch interval, while serving
+    assert sys.getswitchinterval() == before

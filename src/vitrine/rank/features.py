@@ -676,10 +676,8 @@ def log_record(
     A missing or non-finite value is NaN (the store writes it as JSON null)."""
     shown = np.asarray(order[:k], dtype=np.int64)
     names = list(feats)
-    # One array operation per feature, not one NumPy scalar per value (this runs on every served page).
-    m = np.empty((len(shown), len(names)), np.float64)
-    for j, name in enumerate(names):
-        m[:, j] = np.asarray(feats[name], np.float64)[shown]
+    # One stacking call, then the shown rows: this runs on every served page.
+    m = np.array([feats[name] for name in names], np.float64)[:, shown].T
     m[~np.isfinite(m)] = np.nan
     out = []
     for pos, (i, row) in enumerate(zip(shown.tolist(), m.tolist(), strict=True), start=first):
