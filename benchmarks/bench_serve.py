@@ -6,6 +6,7 @@
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --client wrk   # wrk drives the searches
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --in-process    # Engine.search, no HTTP
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --warm   # each query asked once first
+    python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --query-mix logged   # the log's query mix
 
 It builds (or reuses) a fitted home under .bench/, starts `vitrine serve` in a
 subprocess, then drives it with its own asyncio + httpx client (closed loop,
@@ -279,6 +280,9 @@ def main() -> None:
     ap.add_argument("--warm", action="store_true",
                     help="ask every query once (with facets) before the timed runs: steady state, where the "
                          "query caches hold what fits, instead of runs that also fill them")
+    ap.add_argument("--query-mix", choices=("uniform", "logged"), default="uniform",
+                    help="draw each search's query uniformly from the distinct queries (every query as "
+                         "likely as any: the caches' worst case), or as often as the shop's log asks it")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-ingest", action="store_true", help="search runs only (the home's store is not written)")
     args = ap.parse_args()
@@ -292,13 +296,16 @@ def main() -> None:
     else:
         shop, home = build_home(args.products, args.users, args.seed, args.base)
     queries, users, pids = ["shoes", "bag", "red dress", "lamp", "jacket"], [f"bench-u{i}" for i in range(200)], []
+    logged: list[str] = []  # one entry per logged result page: drawing from it follows the log's query mix
     if shop is not None and (shop / "events.parquet").exists():
-        ev = pd.read_parquet(shop / "events.parquet", columns=["user_id", "product_id", "query"])
+        ev = pd.read_parquet(shop / "events.parquet", columns=["user_id", "product_id", "query", "request_id"])
         queries = ev["query"].dropna().unique().tolist() or queries
         users = ev["user_id"].unique().tolist()
         pids = ev["product_id"].unique().tolist()
+        logged = ev.dropna(subset=["query"]).drop_duplicates("request_id")["query"].tolist()
     if shop is not None and (shop / "judgments.parquet").exists():
         queries = sorted(set(queries) | set(pd.read_parquet(shop / "judgments.parquet")["query"].unique()))
+    draw = logged if args.query_mix == "logged" and logged else queries
     if not pids:
         pids = pd.read_parquet(shop / "products.parquet", columns=["product_id"])["product_id"].tolist()
     if args.in_process:
@@ -311,7 +318,8 @@ def main() -> None:
     tag = f"bench{int(time.time())}"
     report: dict = {"shop": {"products": args.products if not args.home else None, "users": len(users),
                              "queries": len(queries), "home": str(home)},
-                    "cpus": os.cpu_count(), "search": [], "ingest": None}
+                    "cpus": os.cpu_count(), "query_mix": args.query_mix if draw is logged else "uniform",
+                    "warm": args.warm, "search": [], "ingest": None}
     try:
         t = time.time()
         server.wait()
@@ -328,9 +336,9 @@ def main() -> None:
             for facets in (True, False):
                 load_before = os.getloadavg()[0]
                 if args.client == "wrk":
-                    s = load_search_wrk(server.url, queries, users, c, args.duration, facets, c, args.base)
+                    s = load_search_wrk(server.url, draw, users, c, args.duration, facets, c, args.base)
                 else:
-                    s = asyncio.run(load_search(server.url, queries, users, c, args.duration, facets, c))
+                    s = asyncio.run(load_search(server.url, draw, users, c, args.duration, facets, c))
                 # Other work on the machine shares the cores with the server and this client.
                 s.update({"concurrency": c, "facets": facets,
                           "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
@@ -353,7 +361,8 @@ def main() -> None:
         report["ingest"]["lost"] = len(set(acked)) - int(stored) if stored <= len(acked) else 0
 
     print(f"\nshop: {report['shop']['products']} products, {report['shop']['users']} shoppers, "
-          f"{report['shop']['queries']} queries; {report['cpus']} CPUs; server start {report.get('startup_s')} s\n")
+          f"{report['shop']['queries']} queries ({report['query_mix']} mix{', caches warmed' if args.warm else ''}); "
+          f"{report['cpus']} CPUs; server start {report.get('startup_s')} s\n")
     print("| run | conn | facets | req | errors | req/s | p50 ms | p90 ms | p99 ms | load before, after |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for s in report["search"]:

@@ -29,3 +29,24 @@ def test_boosters_are_averaged_and_round_trip(tmp_path) -> None:
     # a later single-booster fit saved in the same folder leaves no stale member behind
     LambdaMART(n_estimators=20, n_models=1, num_threads=1).fit(X, y, groups, names).save(tmp_path / "r")
     assert len(LambdaMART.load(tmp_path / "r", names).boosters_) == 1
+
+
+def test_a_thread_can_cap_its_predictions_threads_without_changing_them() -> None:
+    import threading
+
+    from vitrine.rank.lambdamart import _threads, predict_threads
+
+    X, y, groups = _queries(1)
+    m = LambdaMART(n_estimators=30, n_models=1, num_threads=2).fit(X, y, groups, ["a", "b", "c", "d"])
+    before = m.predict(X)
+    seen = {}
+
+    def capped() -> None:  # as a server thread does (serve.state.one_native_thread)
+        predict_threads(1)
+        seen["kw"], seen["scores"] = _threads(), m.predict(X)
+
+    t = threading.Thread(target=capped)
+    t.start()
+    t.join()
+    assert seen["kw"] == {"num_threads": 1} and _threads() == {}  # per thread: this one is untouched
+    np.testing.assert_allclose(seen["scores"], before)

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from vitrine.rank.features import GROUPS, feature_group
 from vitrine.rank.labels import MAX_LABEL, label_gain
+
+
+_local = threading.local()
+
+
+def predict_threads(n: int) -> None:
+    """LightGBM threads for this thread's predictions (0: the model's own
+    ``num_threads``, which a saved booster applies whatever OpenMP was told)."""
+    _local.n = n
+
+
+def _threads() -> dict:
+    n = getattr(_local, "n", 0)
+    return {"num_threads": n} if n else {}
 
 
 class LambdaMART:
@@ -83,12 +98,13 @@ class LambdaMART:
         return getattr(self, "boosters_", None) or [self.booster_]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.mean([b.predict(X, num_iteration=b.best_iteration or None) for b in self._members()],
+        kw = _threads()
+        return np.mean([b.predict(X, num_iteration=b.best_iteration or None, **kw) for b in self._members()],
                        axis=0).astype(np.float64)
 
     def contributions(self, X: np.ndarray) -> list[dict[str, float]]:
         """Per row, the score broken down by feature group (plus "base"), averaged over the boosters."""
-        c = np.mean([b.predict(X, pred_contrib=True, num_iteration=b.best_iteration or None)
+        c = np.mean([b.predict(X, pred_contrib=True, num_iteration=b.best_iteration or None, **_threads())
                      for b in self._members()], axis=0)
         groups = [feature_group(n) for n in self.feature_names_]
         out = []
@@ -215,10 +231,12 @@ class ClickModel(LambdaMART):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Logit of the attractiveness (click probability when examined)."""
-        return self.init_ + self.booster_.predict(X, num_iteration=self.best_iteration_, raw_score=True)
+        raw = self.booster_.predict(X, num_iteration=self.best_iteration_, raw_score=True, **_threads())
+        return self.init_ + raw
 
     def contributions(self, X: np.ndarray) -> list[dict[str, float]]:
-        c = np.asarray(self.booster_.predict(X, pred_contrib=True, num_iteration=self.best_iteration_))
+        c = np.asarray(self.booster_.predict(X, pred_contrib=True, num_iteration=self.best_iteration_,
+                                             **_threads()))
         groups = [feature_group(n) for n in self.feature_names_]
         out = []
         for row in c:

@@ -103,6 +103,9 @@ def one_native_thread() -> None:
     if getattr(_thread, "limited", False):
         return
     _thread.limited = True
+    from vitrine.rank.lambdamart import predict_threads
+
+    predict_threads(1)  # a saved booster's num_threads would override the OpenMP limit below
     # threadpoolctl limits the libraries loaded now: load the engine's first.
     for name in ("faiss", "lightgbm", "torch"):
         with contextlib.suppress(ImportError):
