@@ -747,17 +747,17 @@ class Retriever:
         size = getattr(self, "result_cache_size", RESULT_CACHE_SIZE)
         if query_image is not None or not query_text or size <= 0 or not cache:
             return self._retrieve(query_text, query_image, k)
-        version, cache = self._version, self._rcache
+        version, kept = self._version, self._rcache
         # The active mask is part of the key: deleting a product flips it, sometimes without telling us.
         key = (query_text, k, hash(self.catalog_.active.tobytes()))
-        got = cache.get(key)
+        got = kept.get(key)
         if got is None:
             got = _read_only(self._retrieve(query_text, None, k))
             if self._version == version:  # a catalog change meanwhile: do not keep what it outdated
-                self._cached(key, lambda: got, cache, size)
+                self._cached(key, lambda: got, kept, size)
             return got
         try:
-            cache.move_to_end(key)
+            kept.move_to_end(key)
         except KeyError:  # evicted by another thread meanwhile
             pass
         return got

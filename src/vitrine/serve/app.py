@@ -152,7 +152,7 @@ def create_app(home: str | Path | None = None, settings: Settings | None = None)
         anyio.to_thread.current_default_thread_limiter().total_tokens = serve_threads(settings)
         # A thread back from native code (LightGBM, FAISS, DuckDB release the GIL) or with a
         # response to write waits for the GIL up to this long while another thread runs
-        # Python: Python's 5 ms default left a core idle at times; 1 ms served ~10% more.
+        # Python: Python's 5 ms default left a core idle at times; 1 ms served about 10% more.
         previous = sys.getswitchinterval()
         sys.setswitchinterval(settings.serve_switch_ms / 1000)
         try:
