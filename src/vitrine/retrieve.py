@@ -50,6 +50,7 @@ from vitrine.features.lexical import DEFAULT_FIELDS, BM25Index
 from vitrine.features.reviews import pool_reviews
 from vitrine.features.visual_terms import VisualTerms
 from vitrine.index.vector import VectorIndex
+from vitrine.lru import lru_get, lru_put
 from vitrine.results import Candidates, top_k
 
 TEXT_FIELDS = ("title", "brand", "category", "color", "tags", "description")
@@ -591,19 +592,10 @@ class Retriever:
         moves to the back, the least recently used go past ``size``.
         Concurrent requests may compute the same value twice; never fail."""
         cache = self._qcache if cache is None else cache
-        try:
-            v = cache[key]
-            cache.move_to_end(key)
-            return v
-        except KeyError:  # a miss, or evicted by another thread meanwhile
-            pass
-        v = compute()
-        cache[key] = v
-        while len(cache) > size:
-            try:
-                cache.popitem(last=False)
-            except KeyError:
-                break
+        v = lru_get(cache, key)
+        if v is None:
+            v = compute()
+            lru_put(cache, key, v, size)
         return v
 
     def _tune_queries(self, judgments, progress: bool):
@@ -750,16 +742,11 @@ class Retriever:
         version, kept = self._version, self._rcache
         # The active mask is part of the key: deleting a product flips it, sometimes without telling us.
         key = (query_text, k, hash(self.catalog_.active.tobytes()))
-        got = kept.get(key)
+        got = lru_get(kept, key)
         if got is None:
             got = _read_only(self._retrieve(query_text, None, k))
             if self._version == version:  # a catalog change meanwhile: do not keep what it outdated
-                self._cached(key, lambda: got, kept, size)
-            return got
-        try:
-            kept.move_to_end(key)
-        except KeyError:  # evicted by another thread meanwhile
-            pass
+                lru_put(kept, key, got, size)
         return got
 
     def _retrieve(self, query_text: str | None, query_image, k: int) -> Candidates:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from vitrine.lru import lru_get, lru_put
 from vitrine.results import Candidates
 
 GROUPS = ("text", "image", "reviews", "price", "popularity", "personal", "context")
@@ -512,23 +513,12 @@ class QueryFeatureMemo:
         return (query, rows.tobytes(), scores.tobytes())
 
     def get(self, key: tuple) -> dict[str, np.ndarray] | None:
-        got = self._items.get(key)
-        if got is not None:
-            try:
-                self._items.move_to_end(key)
-            except KeyError:  # evicted by another thread meanwhile
-                pass
-        return got
+        return lru_get(self._items, key)
 
     def put(self, key: tuple, feats: dict[str, np.ndarray]) -> None:
         for v in feats.values():
             v.flags.writeable = False
-        self._items[key] = feats
-        while len(self._items) > self.size:
-            try:
-                self._items.popitem(last=False)
-            except KeyError:
-                break
+        lru_put(self._items, key, feats, self.size)
 
 
 HISTORY = 50  # recent positive events the shopper features look at
