@@ -10,6 +10,7 @@ import torch
 from vitrine.data.catalog import Catalog
 from vitrine.data.dataset import load_dataset
 from vitrine.data.synth import generate
+from vitrine.index.vector import VectorIndex
 from vitrine.results import top_k
 from vitrine.retrieve import Retriever, rrf_scores, zsum_scores
 
@@ -258,3 +259,36 @@ def test_repeated_text_queries_reuse_their_candidates_until_the_catalog_changes(
     # ... and a product deleted through the catalog alone is gone from it.
     cat.delete("zz9")
     assert rows[0] not in r2.retrieve(q, k=3).rows
+
+
+def test_both_depths_of_a_query_share_one_scan_of_the_catalog(fitted, shop, tmp_path, monkeypatch) -> None:
+    ds, _, _ = shop
+    r, _ = fitted
+    cat = Catalog(ds.products, root=ds.root)
+    r2 = Retriever.load(_save(r, tmp_path / "r"), cat)
+    scans, real = [], r2._scan
+    monkeypatch.setattr(r2, "_scan", lambda qs: scans.append(qs["text"]) or real(qs))
+    q = "red sandals"
+    shallow = r2.retrieve(q, k=20)
+    deep = r2.retrieve(q, k=300, cache=False)  # a search's facet list
+    assert scans == [q]
+    r2._changed()  # what a retriever that never kept the scan returns
+    np.testing.assert_array_equal(r2.retrieve(q, k=300, cache=False).rows, deep.rows)
+    np.testing.assert_array_equal(r2.retrieve(q, k=20).rows, shallow.rows)
+    assert scans == [q, q]
+    # The scan ranks products as the exact indexes do.
+    qs = r2._query(q, None)
+    full = real(qs)
+    for name, index in (("dense", r2.dense_index_), ("image", r2.image_index_)):
+        top = top_k(np.where(cat.active, full[name], -np.inf), 50)
+        _, scores = index.search(qs[name], 50)
+        np.testing.assert_allclose(full[name][top], scores, atol=1e-5)
+    # A catalog change starts a new scan.
+    rows = cat.upsert(pd.DataFrame([{"product_id": "zz8", "title": "Red sandals deluxe"}]))
+    r2.add(rows)
+    assert r2.retrieve(q, k=20, cache=False) is not None and scans == [q, q, q]
+    # An approximate index is searched, not scanned.
+    has = np.flatnonzero(r2.has_text_)
+    r2.dense_index_ = VectorIndex(kind="hnsw").build(r2.text_vectors_[has], has)
+    assert "dense" not in real(qs) and "image" in real(qs)
+    assert len(r2.retrieve(q, k=20, cache=False).rows) == 20

@@ -60,6 +60,10 @@ FUSIONS = ("rrf", "zsum")
 ITEM_FUSIONS = ("average",) + FUSION_METHODS
 QUERY_CACHE_SIZE = 4096  # query vectors kept (text and image query vectors together)
 RESULT_CACHE_SIZE = 1024  # candidate lists of text queries kept; any catalog change clears them
+# Whole-catalog source scores of recent text queries, so that a search and its facet list, which
+# retrieve the same query at two depths, scan the catalog once. Bounded in bytes: an entry is
+# a few arrays of catalog length.
+SCAN_CACHE_BYTES = 32 << 20
 # A photo's word is evidence, not the merchant's statement: it weighs less than a title word (3.0).
 SEEN_WEIGHT = 1.0
 SEEN_LIMIT = 8  # words per product, so a confused photo cannot match every query
@@ -586,6 +590,7 @@ class Retriever:
         """Forget every cached candidate list: the catalog, an index or a modality changed."""
         self._version = getattr(self, "_version", 0) + 1
         self._rcache: OrderedDict = OrderedDict()
+        self._scans: OrderedDict = OrderedDict()
 
     def _cached(self, key: tuple, compute, cache: OrderedDict | None = None, size: int = QUERY_CACHE_SIZE):
         """An LRU (default: the query vectors, text and image together): a hit
@@ -757,17 +762,21 @@ class Retriever:
             rows = top_k(pop, k)
             return Candidates(rows, pop[rows], {"popularity": pop[rows]})
         n = max(k, self.depth)
-        pools, full = [], {}
-        if query_text:  # each lexical index scores the whole catalog once per query
-            for name, index in (("lexical", self.lexical_), ("ngram", getattr(self, "ngram_", None))):
-                if index is None:
-                    continue
-                full[name] = index.score(query_text)
+        pools = []
+        full = self._scan(qs) if query_image is not None else self._cached(
+            ("scan", query_text, self._version), lambda: self._scan(qs), self._scans, self._scan_cache_size())
+        for name in ("lexical", "ngram"):
+            if name in full:
                 s = np.where(active[: len(full[name])], full[name], 0)
                 matched = np.flatnonzero(s > 0)
                 pools.append(matched[top_k(s[matched], n)])
-        pools.append(self._active_top(getattr(self, "dense_index_", None), qs["dense"], n))
-        pools.append(self._active_top(getattr(self, "image_index_", None), qs["image"], n))
+        for name, index in (("dense", getattr(self, "dense_index_", None)), ("image", getattr(self, "image_index_", None))):
+            if name in full:
+                s = np.where(active[: len(full[name])], full[name], -np.inf)
+                top = top_k(s, n)
+                pools.append(top[np.isfinite(s[top])])
+            else:
+                pools.append(self._active_top(index, qs[name], n))
         pools.append(self._visual_term_top(query_text, active, n))
         pools.append(self._active_top(getattr(self, "item_index_", None), qs["dense"], n))
         rows = np.unique(np.concatenate(pools)).astype(np.int64)
@@ -777,6 +786,29 @@ class Retriever:
         fused = self._fuse(src) + 1e-6 * src["popularity"]
         order = top_k(fused, k)
         return Candidates(rows[order], fused[order], {s: v[order] for s, v in src.items()})
+
+    def _scan(self, qs: dict) -> dict[str, np.ndarray]:
+        """Whole-catalog scores of a query for the sources that read every product anyway: BM25
+        (``lexical``, ``ngram``), and the ``dense`` and ``image`` cosines where their index is
+        exact (a flat index scans every vector too). -inf where a product has no vector. Each
+        depth's pool is then a top-k of these, so both depths of one query share a scan."""
+        full: dict[str, np.ndarray] = {}
+        if qs["text"]:
+            for name, index in (("lexical", self.lexical_), ("ngram", getattr(self, "ngram_", None))):
+                if index is not None:
+                    full[name] = index.score(qs["text"])
+        for name, index, vectors, has in (
+                ("dense", getattr(self, "dense_index_", None), self.text_vectors_, self.has_text_),
+                ("image", getattr(self, "image_index_", None), self.image_vectors_, self.has_image_)):
+            if index is not None and qs[name] is not None and index.kind_ == "flat":
+                full[name] = np.where(has[: len(vectors)], vectors @ qs[name], -np.inf).astype(np.float32)
+        for a in full.values():  # shared through the cache
+            a.flags.writeable = False
+        return full
+
+    def _scan_cache_size(self) -> int:
+        per_entry = 16 * max(1, len(self.popularity_))  # up to four float32 arrays
+        return max(2, SCAN_CACHE_BYTES // per_entry)
 
     def _visual_term_top(self, query_text: str | None, active: np.ndarray, n: int) -> np.ndarray:
         """Products whose photos most probably show every word of the query (text-less ones included)."""
