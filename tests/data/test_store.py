@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from vitrine.config import Settings
-from vitrine.data.store import Store, pseudonymize, pseudonymize_series
+from vitrine.data.store import SERVED_COLUMNS, Store, pseudonymize, pseudonymize_series, served_path
 from vitrine.engine import Engine
 from vitrine.errors import DataValidationError
 
@@ -350,8 +350,62 @@ for i in range(1200):
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
-    con = duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True)
+    con = duckdb.connect(str(served_path(tmp_path / "store.duckdb")), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM served").fetchall()[0][0] == 1200
     finally:
         con.close()
+
+
+def _served_row(request_id: str, user_id: str = "u") -> dict:
+    return {"request_id": request_id, "query": "q", "user_id": user_id, "position": 1, "product_id": "p",
+            "score": 0.5, "features": {"bm25_title": 1.5}}
+
+
+def test_event_appends_never_wait_for_the_served_log(tmp_path) -> None:
+    """The served log is a database of its own: its inserts and checkpoints (seconds, every few
+    thousand searches) must not hold up an acknowledged event batch."""
+    import threading
+
+    import duckdb
+
+    path = tmp_path / "store.duckdb"
+    s = Store(path, secret="k")
+    s.log_served([_served_row("r1")])
+    s.flush_served()
+    events = pd.DataFrame([{"user_id": "u", "product_id": "p", "event": "click",
+                            "timestamp": pd.Timestamp("2026-01-01")}])
+    done = threading.Event()
+    with s._flush_lock:  # a served insert (and its checkpoint) in progress
+        threading.Thread(target=lambda: (s.append_events(events, pseudonymized=False), done.set())).start()
+        assert done.wait(10), "an event append waited for the served log"
+    assert s.counts()["events"] == 1 and len(s.served_features(["r1"])) == 1
+    s.close()
+    with duckdb.connect(str(path), read_only=True) as con:  # nothing served in the store's own file
+        assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'served'").fetchall()[0][0]
+    ro = Store(path, secret="k", read_only=True)
+    assert ro.served_features(["r1"])["product_id"].tolist() == ["p"]
+    ro.close()
+
+
+def test_an_older_store_keeps_its_served_rows_in_the_new_served_log(tmp_path) -> None:
+    import duckdb
+
+    path = tmp_path / "store.duckdb"
+    Store(path, secret="k").close()
+    served_path(path).unlink()
+    with duckdb.connect(str(path)) as con:  # the layout before the served log had its own file
+        con.execute(f"CREATE TABLE served ({SERVED_COLUMNS})")
+        con.execute("INSERT INTO served VALUES ('old', now()::TIMESTAMP, 'u', 'q', 1, 'p', 0.5, '{\"f\": 1.0}')")
+    ro = Store(path, secret="k", read_only=True)  # read as it is, without moving anything
+    assert ro.served_features(["old"])["features"].map(json.loads).tolist() == [{"f": 1.0}]
+    ro.close()
+    s = Store(path, secret="k")
+    s.log_served([_served_row("new", user_id="v")])
+    got = s.query("SELECT request_id FROM served ORDER BY request_id")["request_id"].tolist()
+    assert got == ["new", "old"]
+    assert s.forget_user("u") == 1 and s.query("SELECT request_id FROM served")["request_id"].tolist() == ["new"]
+    s.close()
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'served'").fetchall()[0][0]
+    Store(path, secret="k").close()  # opening again moves nothing twice
