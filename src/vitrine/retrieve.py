@@ -770,13 +770,13 @@ class Retriever:
                 s = np.where(active[: len(full[name])], full[name], 0)
                 matched = np.flatnonzero(s > 0)
                 pools.append(matched[top_k(s[matched], n)])
-        for name, index in (("dense", getattr(self, "dense_index_", None)), ("image", getattr(self, "image_index_", None))):
+        for name in ("dense", "image"):
             if name in full:
                 s = np.where(active[: len(full[name])], full[name], -np.inf)
                 top = top_k(s, n)
                 pools.append(top[np.isfinite(s[top])])
             else:
-                pools.append(self._active_top(index, qs[name], n))
+                pools.append(self._active_top(getattr(self, f"{name}_index_", None), qs[name], n))
         pools.append(self._visual_term_top(query_text, active, n))
         pools.append(self._active_top(getattr(self, "item_index_", None), qs["dense"], n))
         rows = np.unique(np.concatenate(pools)).astype(np.int64)
