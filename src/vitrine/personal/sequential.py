@@ -3,8 +3,10 @@
 A causal transformer reads a shopper's recent products (oldest first) and
 predicts the next one. Training uses full-softmax cross-entropy over the
 catalog (sampled softmax above ``full_softmax_max`` products), item embeddings
-are tied between input and output and can start from product vectors, and
-training stops at a time budget (``max_seconds``) or after ``epochs``.
+are tied between input and output and to product vectors (an id embedding
+plus a learned projection of the product's vector, so a product bought by few
+shoppers still lands near products that read alike), and training stops at a
+time budget (``max_seconds``) or after ``epochs``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ def _torch():
     return torch
 
 
-def _build_module(n_items: int, dim: int, max_len: int, layers: int, heads: int, dropout: float):
+def _build_module(n_items: int, dim: int, max_len: int, layers: int, heads: int, dropout: float,
+                  content: np.ndarray | None = None):
+    """The network; ``content`` (n_items, c) ties each item embedding to a projection of its vector."""
     torch = _torch()
     nn = torch.nn
 
@@ -41,16 +45,38 @@ def _build_module(n_items: int, dim: int, max_len: int, layers: int, heads: int,
             self.register_buffer("causal", mask, persistent=False)
             nn.init.normal_(self.item.weight, std=dim ** -0.5)
             nn.init.normal_(self.pos.weight, std=0.02)
+            self.proj = None
+            if content is not None:
+                c = torch.as_tensor(np.ascontiguousarray(content, dtype=np.float32))  # shared, not copied
+                # not persisted: save() folds the projection into ``item``
+                self.register_buffer("content", c, persistent=False)
+                self.proj = nn.Linear(c.shape[1], dim, bias=False)
+                nn.init.normal_(self.proj.weight, std=0.1)
+
+        def embed(self, idx):  # idx: item indices (row + 1; 0 is padding and stays zero)
+            e = self.item(idx)
+            if self.proj is None:
+                return e
+            return e + self.proj(self.content[(idx - 1).clamp(min=0)]) * (idx > 0).unsqueeze(-1)
 
         def forward(self, seq):  # seq: (B, L) item indices, left-padded with 0
             length = seq.shape[1]
-            x = self.item(seq) * math.sqrt(dim) * 0.5 + self.pos.weight[-length:][None]
+            x = self.embed(seq) * math.sqrt(dim) * 0.5 + self.pos.weight[-length:][None]
             x = self.drop(x) * (seq > 0).unsqueeze(-1)
             h = self.enc(x, mask=self.causal[:length, :length], is_causal=True)
             return self.norm(h)
 
         def output(self):
-            return self.item.weight[1:]
+            w = self.item.weight[1:]
+            return w if self.proj is None else w + self.proj(self.content)
+
+        def folded_state(self) -> dict:
+            """State of the equivalent untied network (the projection added into ``item``)."""
+            state = {k: v for k, v in self.state_dict().items() if not k.startswith("proj.")}
+            if self.proj is not None:
+                with torch.no_grad():
+                    state["item.weight"] = torch.cat([self.item.weight[:1], self.output()])
+            return state
 
     return SASRecModule()
 
@@ -70,25 +96,29 @@ class SASRec:
 
     Parameters
     ----------
-    dim, layers, heads, dropout, max_len : transformer shape.
+    dim, layers, heads, dropout, max_len : transformer shape. Dropout 0.5, as SASRec's
+        authors used on sparse Amazon data: most shoppers have under ten events.
     lr, batch_size, epochs : optimisation; training stops early at ``max_seconds``.
     full_softmax_max : above this many products, use sampled softmax with
         ``negatives`` shared uniform negatives.
+    tie_content : when ``fit`` gets product vectors, add a learned projection
+        of them to every item embedding (otherwise they only initialise it).
     device : "cpu", "cuda" or "auto".
     """
 
-    def __init__(self, *, dim: int = 64, layers: int = 1, heads: int = 2, dropout: float = 0.2,
+    def __init__(self, *, dim: int = 64, layers: int = 1, heads: int = 2, dropout: float = 0.5,
                  max_len: int = 50, lr: float = 3e-3, batch_size: int = 128, epochs: int = 200,
                  max_seconds: float = 120.0, full_softmax_max: int = 0, negatives: int = 256,
-                 device: str = "auto", seed: int = 0) -> None:
+                 tie_content: bool = True, device: str = "auto", seed: int = 0) -> None:
         self.dim, self.layers, self.heads, self.dropout, self.max_len = dim, layers, heads, dropout, max_len
         self.lr, self.batch_size, self.epochs, self.max_seconds = lr, batch_size, epochs, max_seconds
         self.full_softmax_max, self.negatives, self.device, self.seed = full_softmax_max, negatives, device, seed
+        self.tie_content = tie_content
 
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in ("dim", "layers", "heads", "dropout", "max_len", "lr", "batch_size",
                                               "epochs", "max_seconds", "full_softmax_max", "negatives",
-                                              "device", "seed")}
+                                              "tie_content", "device", "seed")}
 
     def _device(self) -> str:
         from vitrine.config import resolve_device
@@ -99,13 +129,19 @@ class SASRec:
             max_seconds: float | None = None) -> SASRec:
         """Train on item sequences (catalog rows, oldest first).
 
-        ``init`` (n_items, d) product vectors start the item embeddings (projected to ``dim``).
+        ``init`` (n_items, d) product vectors: tied to the item embeddings
+        (``tie_content``) or projected to ``dim`` to start them.
         """
         torch = _torch()
         torch.manual_seed(self.seed)
         self.n_items_ = n_items
-        self.module_ = _build_module(n_items, self.dim, self.max_len, self.layers, self.heads, self.dropout)
-        if init is not None and init.shape[0] == n_items and init.shape[1] > 0:
+        usable = init is not None and init.shape[0] == n_items and init.shape[1] > 0
+        content = None
+        if usable and self.tie_content:
+            content = init / (np.linalg.norm(init, axis=1, keepdims=True) + 1e-9)
+        self.module_ = _build_module(n_items, self.dim, self.max_len, self.layers, self.heads, self.dropout,
+                                     content=content)
+        if usable and content is None:
             rng = np.random.default_rng(self.seed)
             proj = init @ rng.normal(size=(init.shape[1], self.dim)) if init.shape[1] != self.dim else init
             proj = proj / (np.linalg.norm(proj, axis=1, keepdims=True) + 1e-9) * 0.5
@@ -148,14 +184,14 @@ class SASRec:
                 h = self.module_(xb)
                 mask = yb >= 0
                 hv, tv = h[mask], yb[mask]
-                out = self.module_.output()
                 if self.n_items_ <= self.full_softmax_max or self.negatives >= self.n_items_:
-                    logits = hv @ out.T
+                    logits = hv @ self.module_.output().T
                     loss = torch.nn.functional.cross_entropy(logits, tv)
                 else:
                     neg = torch.randint(0, self.n_items_, (self.negatives,), device=dev)
-                    pos_logit = (hv * out[tv]).sum(-1, keepdim=True)
-                    neg_logit = hv @ out[neg].T
+                    # only the rows the loss reads: a tied catalog table costs a projection per row
+                    pos_logit = (hv * self.module_.embed(tv + 1)).sum(-1, keepdim=True)
+                    neg_logit = hv @ self.module_.embed(neg + 1).T
                     neg_logit = neg_logit.masked_fill(neg[None] == tv[:, None], float("-inf"))
                     logits = torch.cat([pos_logit, neg_logit], dim=1)
                     loss = torch.nn.functional.cross_entropy(logits, torch.zeros_like(tv))
@@ -202,7 +238,7 @@ class SASRec:
 
     def save(self, folder: Path) -> None:
         torch = _torch()
-        state = {k: v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()}
+        state = {k: v.detach().cpu().numpy() for k, v in self.module_.folded_state().items()}
         np.savez(folder / "sasrec.npz", **state)
         (folder / "sasrec.json").write_text(json.dumps({"params": self._params(), "n_items": self.n_items_,
                                                          "history": self.history_, "seconds": self.seconds_}))
