@@ -260,6 +260,28 @@ def in_process(home: Path, queries: list[str], users: list[str], rounds: int = 3
     return out
 
 
+def served_log_size(home: Path) -> dict | None:
+    """Rows in the home's served-feature log and the space they use (after a checkpoint)."""
+    import duckdb
+
+    from vitrine.data.store import served_path
+
+    path = served_path(home / "store.duckdb")
+    if not path.exists():
+        return None
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CHECKPOINT")
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        table = "served_rows" if "served_rows" in tables else "served"  # the JSON layout before it
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        used = con.execute("SELECT used_blocks * block_size FROM pragma_database_size()").fetchall()[0][0]
+    finally:
+        con.close()
+    return {"rows": int(rows), "used_mib": round(used / 2**20, 1), "file_mib": round(path.stat().st_size / 2**20, 1),
+            "kb_per_row": round(used / 1024 / max(rows, 1), 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--products", type=int, default=20000)
@@ -360,6 +382,10 @@ def main() -> None:
         report["ingest"]["events_stored"] = int(stored)
         report["ingest"]["lost"] = len(set(acked)) - int(stored) if stored <= len(acked) else 0
 
+    report["served_log"] = log = served_log_size(home)
+    if log is not None:
+        print(f"served log: {log['rows']} rows, {log['used_mib']} MiB used ({log['kb_per_row']} kB a row), "
+              f"file {log['file_mib']} MiB", file=sys.stderr)
     print(f"\nshop: {report['shop']['products']} products, {report['shop']['users']} shoppers, "
           f"{report['shop']['queries']} queries ({report['query_mix']} mix{', caches warmed' if args.warm else ''}); "
           f"{report['cpus']} CPUs; server start {report.get('startup_s')} s\n")

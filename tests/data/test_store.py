@@ -286,7 +286,7 @@ def test_served_rows_are_batched_off_the_request_path_and_survive_close(tmp_path
     again = Store(path, secret="k")
     got = again.query("SELECT request_id, count(*) AS n FROM served GROUP BY request_id ORDER BY request_id")
     assert got.to_dict("list") == {"request_id": ["r", "tail"], "n": [SERVED_BATCH, 1]}
-    assert again.served_features(["tail"])["features"].map(json.loads).tolist() == [rec["features"]]
+    assert again.served_features(["tail"])["features"].tolist() == [rec["features"]]
     again.close()
 
 
@@ -352,7 +352,7 @@ for i in range(1200):
     assert run.returncode == 0, run.stderr[-2000:]
     con = duckdb.connect(str(served_path(tmp_path / "store.duckdb")), read_only=True)
     try:
-        assert con.execute("SELECT count(*) FROM served").fetchall()[0][0] == 1200
+        assert con.execute("SELECT count(*) FROM served_rows").fetchall()[0][0] == 1200
     finally:
         con.close()
 
@@ -398,7 +398,7 @@ def test_an_older_store_keeps_its_served_rows_in_the_new_served_log(tmp_path) ->
         con.execute(f"CREATE TABLE served ({SERVED_COLUMNS})")
         con.execute("INSERT INTO served VALUES ('old', now()::TIMESTAMP, 'u', 'q', 1, 'p', 0.5, '{\"f\": 1.0}')")
     ro = Store(path, secret="k", read_only=True)  # read as it is, without moving anything
-    assert ro.served_features(["old"])["features"].map(json.loads).tolist() == [{"f": 1.0}]
+    assert ro.served_features(["old"])["features"].tolist() == [{"f": 1.0}]
     ro.close()
     s = Store(path, secret="k")
     s.log_served([_served_row("new", user_id="v")])
@@ -409,3 +409,44 @@ def test_an_older_store_keeps_its_served_rows_in_the_new_served_log(tmp_path) ->
     with duckdb.connect(str(path), read_only=True) as con:
         assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'served'").fetchall()[0][0]
     Store(path, secret="k").close()  # opening again moves nothing twice
+
+
+def test_the_served_log_keeps_each_list_of_feature_names_once(tmp_path) -> None:
+    import duckdb
+
+    path = tmp_path / "store.duckdb"
+    s = Store(path, secret="k")
+    page = {"bm25_title": 1.5, "src_image": float("nan"), "aff_brand": None, "ctr": float("inf")}
+    for i in range(3):
+        s.log_served([{**_served_row(f"r{i}"), "position": p, "features": page} for p in (1, 2)])
+    s.log_served([{**_served_row("other"), "features": {"bm25_title": 2.0}}])
+    missing = {"bm25_title": 1.5, "src_image": None, "aff_brand": None, "ctr": None}
+    assert s.served_features(["r1"])["features"].tolist() == [missing, missing]
+    as_json = s.query("SELECT features FROM served WHERE request_id = 'other'")["features"].iat[0]
+    assert json.loads(as_json) == {"bm25_title": 2.0}  # the ``served`` view still reads as JSON
+    s.close()
+    with duckdb.connect(str(served_path(path)), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM served_rows").fetchall()[0][0] == 7
+        assert con.execute("SELECT count(*) FROM served_names").fetchall()[0][0] == 2
+
+
+def test_a_served_log_of_json_rows_is_converted_in_place(tmp_path) -> None:
+    import duckdb
+
+    path = tmp_path / "store.duckdb"
+    Store(path, secret="k").close()
+    with duckdb.connect(str(served_path(path))) as con:  # the log's own file, features as JSON
+        con.execute("DROP TABLE served_rows")
+        con.execute("DROP TABLE served_names")
+        con.execute(f"CREATE TABLE served ({SERVED_COLUMNS})")
+        con.execute("INSERT INTO served VALUES ('old', now()::TIMESTAMP, 'u', 'q', 1, 'p', 0.5, "
+                    "'{\"f\": 1.0, \"g\": null}')")
+    ro = Store(path, secret="k", read_only=True)
+    assert ro.served_features(["old"])["features"].tolist() == [{"f": 1.0, "g": None}]
+    ro.close()
+    s = Store(path, secret="k")
+    assert s.served_features(["old"])["features"].tolist() == [{"f": 1.0, "g": None}]
+    s.close()
+    with duckdb.connect(str(served_path(path)), read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert tables == {"served_rows", "served_names"}

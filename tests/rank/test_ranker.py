@@ -183,12 +183,10 @@ def test_issue_targets_personalization_gain_and_share_of_ideal(shop, engine) -> 
 
 def test_training_reads_the_features_each_page_was_served_with(shop, engine) -> None:
     """Logged pages take their shown products' features from the served log, not from recomputation."""
-    import json
-
     from vitrine.rank.ranker import _use_served
 
     f = {"bm25_title": np.array([1.0, 2.0, 3.0], np.float32), "aff_leaf": np.zeros(3, np.float32)}
-    n = _use_served(f, ["a", "b", "c"], {"b": json.dumps({"bm25_title": 9.5, "aff_leaf": None, "p_extra": 1.0})})
+    n = _use_served(f, ["a", "b", "c"], {"b": {"bm25_title": 9.5, "aff_leaf": None, "p_extra": 1.0}})
     assert n == 1 and f["bm25_title"].tolist() == [1.0, 9.5, 3.0] and np.isnan(f["aff_leaf"][1])
     assert "p_extra" not in f  # the feature set never depends on which pages were logged
 
@@ -199,7 +197,7 @@ def test_training_reads_the_features_each_page_was_served_with(shop, engine) -> 
         asked.extend(request_ids)
         ev = train.events[train.events["request_id"].isin(set(request_ids)) & (train.events["event"] == "impression")]
         return pd.DataFrame({"request_id": ev["request_id"], "product_id": ev["product_id"],
-                             "features": json.dumps({"bm25_title": 42.0})})
+                             "features": [{"bm25_title": 42.0}] * len(ev)})
 
     logged = Dataset(products=train.products, events=train.events, root=train.root, meta=train.meta, served=served)
     r = SearchRanker(max_log_pages=40)

@@ -1,8 +1,9 @@
 """The embedded store: a DuckDB file with products, reviews, events, users and judgments,
 and beside it a second one with the served-feature log.
 
-The served log is its own database (attached to the same connection) because
-it is by far the most written table: about 25 kB a search. DuckDB checkpoints
+The served log (layout in :mod:`vitrine.data.served_log`) is its own
+database, attached to the same connection, because it is by far the most
+written table: about 4 kB a search. DuckDB checkpoints
 a database when its write-ahead log passes 16 MB, and a commit waits for a
 checkpoint of its own database; with the log in the store, every few thousand
 searches an acknowledged event batch waited seconds for one (8.3 s, and a
@@ -30,14 +31,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from vitrine.data import served_log
 from vitrine.data.dataset import Dataset, coerce_table, load_dataset
 from vitrine.data.schema import EVENTS, JUDGMENTS, PRODUCTS, REVIEWS, TableSpec
 from vitrine.errors import DataValidationError
 
 SERVED_BATCH = 500  # served-feature rows queued before one insert
-SERVED_DB = "vitrine_served"  # the served log's database, as attached
-SERVED_COLUMNS = ("request_id VARCHAR, logged_at TIMESTAMP, user_id VARCHAR, query VARCHAR, position INTEGER, "
-                  "product_id VARCHAR, score DOUBLE, features JSON")
+SERVED_DB = served_log.DB
+SERVED_COLUMNS = served_log.JSON_COLUMNS  # the ``served`` view's columns (and the older layout's table)
 _SQL_TYPES = {"str": "VARCHAR", "tags": "VARCHAR", "float": "DOUBLE", "int": "BIGINT",
               "bool": "BOOLEAN", "timestamp": "TIMESTAMP"}
 
@@ -102,6 +103,8 @@ class Store:
         # an event append never waits for the log's insert or checkpoint.
         self._flush_lock = threading.Lock()
         self._served_con: duckdb.DuckDBPyConnection | None = None
+        self._names_ids: dict[tuple[str, ...], str] = {}  # feature-name lists seen -> their ids
+        self._names_written: set[str] = set()
         self._writer: threading.Thread | None = None
         self._wake = threading.Event()
         self._closing = False
@@ -121,36 +124,74 @@ class Store:
             )
             self._con.execute("CREATE TABLE IF NOT EXISTS deleted_products (product_id VARCHAR PRIMARY KEY)")
             # Features exactly as served, per shown result, for training on what was served.
-            self._con.execute(f"CREATE TABLE IF NOT EXISTS {SERVED_DB}.served ({SERVED_COLUMNS})")
+            for sql in served_log.create_sql():
+                self._con.execute(sql)
             self._move_served_log()
-            self._con.execute(f"CREATE OR REPLACE TEMP VIEW served AS SELECT * FROM {SERVED_DB}.served")
+            self._served_views(served_log.rows_from_log())
 
     def _attach_served(self, read_only: bool) -> None:
-        """Attach the served log's database (see the module docstring). A read-only store without
-        one reads an older store's own ``served`` table, or an empty one."""
+        """Attach the served log's database (see the module docstring). A read-only store reads
+        whichever layout it finds, as it is; without a log at all, an empty one."""
         path = served_path(self.path)
         if not read_only or path.exists():
             quoted = str(path).replace("'", "''")
             # IF NOT EXISTS: stores on one file in one process share one DuckDB instance, attachments included.
             self._con.execute(f"ATTACH IF NOT EXISTS '{quoted}' AS {SERVED_DB}" + (" (READ_ONLY)" if read_only else ""))
-            if read_only:
-                self._con.execute(f"CREATE TEMP VIEW served AS SELECT * FROM {SERVED_DB}.served")
-        elif not self._has_own_served():
-            self._con.execute(f"CREATE TEMP TABLE served ({SERVED_COLUMNS})")
+        if not read_only:
+            return
+        if self._has_table(SERVED_DB, served_log.ROWS):
+            self._served_views(served_log.rows_from_log())
+        elif self._has_table(SERVED_DB, "served"):
+            self._served_views(served_log.rows_from_json(f"{SERVED_DB}.served"), json_table=f"{SERVED_DB}.served")
+        elif self._has_own_served():
+            self._served_views(served_log.rows_from_json(self._own_served()), json_table=self._own_served())
+        else:
+            self._con.execute(f"CREATE TEMP TABLE _no_served ({served_log.ROW_COLUMNS}, names VARCHAR[], "
+                              "features FLOAT[])")
+            self._served_views("SELECT * FROM _no_served")
+
+    def _served_views(self, rows_select: str, json_table: str | None = None) -> None:
+        views = served_log.view_sql(rows_select)
+        if json_table is not None:  # a JSON-layout table is its own ``served``
+            views[1] = f"CREATE OR REPLACE TEMP VIEW served AS SELECT * FROM {json_table}"
+        for sql in views:
+            self._con.execute(sql)
+
+    def _has_table(self, database: str, table: str) -> bool:
+        return bool(_scalar(self._con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? "
+                                       "AND schema_name = 'main' AND table_name = ?", [database, table]))
+
+    def _own_served(self) -> str:
+        """The older layout's table, fully named: the TEMP view ``served`` is ``temp.main.served``."""
+        db = _scalar(self._con, "SELECT current_database()").replace('"', '""')
+        return f'"{db}".main.served'
 
     def _has_own_served(self) -> bool:
         return bool(_scalar(self._con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = "
                                        "current_database() AND schema_name = 'main' AND table_name = 'served'"))
 
     def _move_served_log(self) -> None:
-        """Move an older store's ``served`` table into the served log's database. Two commits (a
-        transaction writes one database): the copy, then the drop. A crash between them leaves
-        both, and the next open, finding the log no longer empty, only drops."""
+        """Convert older layouts' ``served`` tables (features as JSON) into the served log.
+
+        One in the log's own file converts in one transaction. One in the store's file takes two
+        commits (a transaction writes one database): the copy, then the drop. A crash between them
+        leaves both, and the next open, finding the log no longer empty, only drops."""
+        if self._has_table(SERVED_DB, "served"):
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                for sql in served_log.copy_json_rows(f"{SERVED_DB}.served"):
+                    self._con.execute(sql)
+                self._con.execute(f"DROP TABLE {SERVED_DB}.served")
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
         if not self._has_own_served():
             return
-        if not _scalar(self._con, f"SELECT count(*) FROM {SERVED_DB}.served"):
-            self._con.execute(f"INSERT INTO {SERVED_DB}.served SELECT * FROM main.served")
-        self._con.execute("DROP TABLE main.served")
+        if not _scalar(self._con, f"SELECT count(*) FROM {SERVED_DB}.{served_log.ROWS}"):
+            for sql in served_log.copy_json_rows(self._own_served()):
+                self._con.execute(sql)
+        self._con.execute(f"DROP TABLE {self._own_served()}")
 
     def close(self) -> None:
         self._stop_writer()
@@ -305,7 +346,7 @@ class Store:
 
     # -- erasure --------------------------------------------------------------
     def log_served(self, records: list[dict]) -> None:
-        """Queue one row per shown result with its served features (JSON).
+        """Queue one row per shown result with its served features (``{name: value}``).
 
         Rows are written in batches of ``SERVED_BATCH`` by a background
         thread (one insert per request would cost more than the search, and
@@ -315,12 +356,12 @@ class Store:
         """
         if not records:
             return
-        import orjson
-
-        # Encoded here, a page at a time, so that a batch insert stays a few ms. orjson: the stdlib
-        # encoder took a third of a millisecond per page, and orjson writes NaN and inf as null.
+        # Encoded here, a page at a time, so that a batch insert stays a few ms.
         now = pd.Timestamp.now("UTC").tz_localize(None)
-        rows = [{**r, "logged_at": now, "features": orjson.dumps(r["features"]).decode()} for r in records]
+        rows = []
+        for r in records:
+            names, nid, values = served_log.encode(r["features"], self._names_ids)
+            rows.append({**r, "logged_at": now, "names": names, "names_id": nid, "features": values})
         with self._served_lock:
             self._served.extend(rows)
             full = len(self._served) >= SERVED_BATCH
@@ -359,16 +400,19 @@ class Store:
                 "position": [r["position"] for r in records],
                 "product_id": [r["product_id"] for r in records],
                 "score": [r["score"] for r in records],
+                "names_id": [r["names_id"] for r in records],
                 "features": [r["features"] for r in records],
             })
             if self._served_con is None:
                 self._served_con = self._con.cursor()
             con = self._served_con
-            con.register("_s", df)
-            try:
-                con.execute(f"INSERT INTO {SERVED_DB}.served SELECT * FROM _s")
-            finally:
-                con.unregister("_s")
+            new = {r["names_id"]: list(r["names"]) for r in records if r["names_id"] not in self._names_written}
+            if new:
+                with _registered(con, "_n", pd.DataFrame({"names_id": list(new), "names": list(new.values())})):
+                    con.execute(f"INSERT OR IGNORE INTO {SERVED_DB}.{served_log.NAMES} SELECT * FROM _n")
+                self._names_written.update(new)
+            with _registered(con, "_s", df):
+                con.execute(served_log.insert_sql("_s"))
 
     def forget_user(self, user_key: str) -> int:
         """Erase a (pseudonymised) user's events, reviews and profile; return rows removed."""
@@ -376,8 +420,9 @@ class Store:
             self.flush_served()
             # The served log first, in its own commit (a transaction writes one database); a crash
             # before the second commit leaves the events, and erasing again finishes the job.
-            n = _scalar(self._con, f"SELECT count(*) FROM {SERVED_DB}.served WHERE user_id = ?", [user_key])
-            self._con.execute(f"DELETE FROM {SERVED_DB}.served WHERE user_id = ?", [user_key])
+            log = f"{SERVED_DB}.{served_log.ROWS}"
+            n = _scalar(self._con, f"SELECT count(*) FROM {log} WHERE user_id = ?", [user_key])
+            self._con.execute(f"DELETE FROM {log} WHERE user_id = ?", [user_key])
             self._con.execute("BEGIN TRANSACTION")
             try:
                 for table in ("events", "reviews", "users"):
@@ -421,13 +466,17 @@ class Store:
         )
 
     def served_features(self, request_ids) -> pd.DataFrame:
-        """Logged features of the results shown under ``request_ids`` (request_id, product_id, features)."""
+        """Logged features of the results shown under ``request_ids``: request_id, product_id and
+        features (``{name: value}``, None where the value was missing)."""
         ids = pd.DataFrame({"request_id": pd.Series(list(request_ids), dtype=str)}).drop_duplicates()
         with self._lock:
             self.flush_served()
             with _registered(self._con, "_ids", ids):
-                return self._con.execute(
-                    "SELECT s.request_id, s.product_id, s.features FROM served s JOIN _ids USING (request_id)").df()
+                df = self._con.execute(f"SELECT s.request_id, s.product_id, s.names, s.features "
+                                       f"FROM {served_log.ROWS} s JOIN _ids USING (request_id)").df()
+        out = df[["request_id", "product_id"]].copy()
+        out["features"] = served_log.as_dicts(df)
+        return out
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):

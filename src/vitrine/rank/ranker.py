@@ -473,18 +473,18 @@ class SearchRanker:
         return self
 
 
-def _served_lookup(read, request_ids) -> dict[str, dict[str, str]]:
-    """request_id -> product_id -> served features (JSON), for the pages that were logged."""
+def _served_lookup(read, request_ids) -> dict[str, dict[str, dict]]:
+    """request_id -> product_id -> served features ({name: value}), for the pages that were logged."""
     if read is None or not len(request_ids):
         return {}
     df = read([str(r) for r in request_ids])
-    out: dict[str, dict[str, str]] = {}
-    for rid, pid, js in zip(df["request_id"], df["product_id"], df["features"], strict=True):
-        out.setdefault(str(rid), {})[str(pid)] = js
+    out: dict[str, dict[str, dict]] = {}
+    for rid, pid, values in zip(df["request_id"], df["product_id"], df["features"], strict=True):
+        out.setdefault(str(rid), {})[str(pid)] = values
     return out
 
 
-def _use_served(feats: dict[str, np.ndarray], product_ids: list, logged: dict[str, str]) -> int:
+def _use_served(feats: dict[str, np.ndarray], product_ids: list, logged: dict[str, dict]) -> int:
     """Overwrite, in place, each shown product's recomputed features with the values it was served with.
 
     Recomputation can only approximate the past (the shopper's profile and
@@ -492,14 +492,11 @@ def _use_served(feats: dict[str, np.ndarray], product_ids: list, logged: dict[st
     Only names the recomputation has are taken, so the feature set does
     not depend on which pages were logged. Returns the rows replaced.
     """
-    import json
-
     n = 0
     for i, pid in enumerate(product_ids):
-        js = logged.get(str(pid))
-        if js is None:
+        values = logged.get(str(pid))
+        if values is None:
             continue
-        values = json.loads(js)
         for name, col in feats.items():
             if name in values:
                 if not col.flags.writeable or col.dtype != np.float32:
