@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 DB = "vitrine_served"  # the served log's database, as attached
 ROWS = "served_rows"
@@ -75,6 +76,18 @@ def encode(features: Mapping[str, float | None],
         nid = known[names] = names_id(names)
     values = np.array(list(features.values()), dtype=np.float32)  # None becomes NaN
     return names, nid, values
+
+
+def batch(records: list[dict]) -> pa.Table:
+    """Queued rows as one Arrow table: DuckDB reads the values without a Python object per row
+    (a pandas column of arrays took three times as long to insert, holding the GIL)."""
+    values = [r["features"] for r in records]
+    offsets = np.concatenate([[0], np.cumsum([len(v) for v in values])]).astype(np.int32)
+    flat = np.concatenate(values) if values else np.zeros(0, np.float32)
+    cols = {k: pa.array([r[k] for r in records]) for k in KEYS.split(", ")}
+    cols["names_id"] = pa.array([r["names_id"] for r in records], pa.string())
+    cols["features"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32()))
+    return pa.table(cols)
 
 
 def insert_sql(frame: str) -> str:

@@ -392,17 +392,7 @@ class Store:
                 records, self._served = self._served, []
             if not records:
                 return
-            df = pd.DataFrame({
-                "request_id": [r["request_id"] for r in records],
-                "logged_at": [r["logged_at"] for r in records],
-                "user_id": [r["user_id"] for r in records],
-                "query": [r["query"] for r in records],
-                "position": [r["position"] for r in records],
-                "product_id": [r["product_id"] for r in records],
-                "score": [r["score"] for r in records],
-                "names_id": [r["names_id"] for r in records],
-                "features": [r["features"] for r in records],
-            })
+            batch = served_log.batch(records)
             if self._served_con is None:
                 self._served_con = self._con.cursor()
             con = self._served_con
@@ -411,8 +401,11 @@ class Store:
                 with _registered(con, "_n", pd.DataFrame({"names_id": list(new), "names": list(new.values())})):
                     con.execute(f"INSERT OR IGNORE INTO {SERVED_DB}.{served_log.NAMES} SELECT * FROM _n")
                 self._names_written.update(new)
-            with _registered(con, "_s", df):
+            con.register("_s", batch)
+            try:
                 con.execute(served_log.insert_sql("_s"))
+            finally:
+                con.unregister("_s")
 
     def forget_user(self, user_key: str) -> int:
         """Erase a (pseudonymised) user's events, reviews and profile; return rows removed."""
