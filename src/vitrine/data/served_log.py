@@ -2,8 +2,8 @@
 
 A row keeps its feature values as a FLOAT list and the id of its list of
 feature names, stored once in ``served_names``: a ranker serves the same
-hundred-odd names on every page, and as JSON objects they were three
-quarters of the log (1.5 kB a row on disk; 0.4 kB now). Missing or
+hundred-odd names on every page, and as JSON objects they were more than
+half of the log (1.0 kB a row on disk; 0.42 kB now). Missing or
 non-finite values are NULL.
 
 Two views on the store's connection read it: ``served_rows`` (names and
