@@ -64,7 +64,8 @@ class Dataset:
     served : callable or None
         Read from a store only: ``served(request_ids)`` returns the features
         logged for the results shown under those requests (columns
-        request_id, product_id, features as JSON text).
+        request_id, product_id, and features as ``{name: value}``, None where
+        a value was missing).
     """
 
     products: pd.DataFrame | None = None
