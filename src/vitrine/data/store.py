@@ -167,8 +167,7 @@ class Store:
         return f'"{db}".main.served'
 
     def _has_own_served(self) -> bool:
-        return bool(_scalar(self._con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = "
-                                       "current_database() AND schema_name = 'main' AND table_name = 'served'"))
+        return self._has_table(_scalar(self._con, "SELECT current_database()"), "served")
 
     def _move_served_log(self) -> None:
         """Convert older layouts' ``served`` tables (features as JSON) into the served log.
@@ -177,15 +176,10 @@ class Store:
         commits (a transaction writes one database): the copy, then the drop. A crash between them
         leaves both, and the next open, finding the log no longer empty, only drops."""
         if self._has_table(SERVED_DB, "served"):
-            self._con.execute("BEGIN TRANSACTION")
-            try:
+            with _transaction(self._con):
                 for sql in served_log.copy_json_rows(f"{SERVED_DB}.served"):
                     self._con.execute(sql)
                 self._con.execute(f"DROP TABLE {SERVED_DB}.served")
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
         if not self._has_own_served():
             return
         if not _scalar(self._con, f"SELECT count(*) FROM {SERVED_DB}.{served_log.ROWS}"):
@@ -239,8 +233,7 @@ class Store:
             products = _absolute_images(products, ds.root)
         with self._lock:
             con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with _transaction(con):
                 if products is not None and len(products):
                     self._upsert_products(products)
                 if reviews is not None and len(reviews):
@@ -252,10 +245,6 @@ class Store:
                     self._append_events(events, skip_stored=True)
                 if ds.judgments is not None and len(ds.judgments):
                     self._upsert_judgments(ds.judgments)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
 
     def _upsert_products(self, products: pd.DataFrame) -> None:
         con = self._con
@@ -318,13 +307,8 @@ class Store:
                 raise DataValidationError(problems)
         events = self._pseudonymized(events, pseudonymized)
         with self._lock:
-            self._con.execute("BEGIN TRANSACTION")
-            try:
+            with _transaction(self._con):
                 self._append_events(events)
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
         return len(events)
 
     def upsert_products(self, products: pd.DataFrame) -> None:
@@ -333,15 +317,10 @@ class Store:
     def delete_product(self, product_id: str) -> bool:
         """Remove a product and remember the deletion; return whether it was stored."""
         with self._lock:
-            self._con.execute("BEGIN TRANSACTION")
-            try:
+            with _transaction(self._con):
                 n = _scalar(self._con, "SELECT count(*) FROM products WHERE product_id = ?", [product_id])
                 self._con.execute("DELETE FROM products WHERE product_id = ?", [product_id])
                 self._con.execute("INSERT OR IGNORE INTO deleted_products VALUES (?)", [product_id])
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
         return bool(n)
 
     # -- erasure --------------------------------------------------------------
@@ -401,11 +380,8 @@ class Store:
                 with _registered(con, "_n", pd.DataFrame({"names_id": list(new), "names": list(new.values())})):
                     con.execute(f"INSERT OR IGNORE INTO {SERVED_DB}.{served_log.NAMES} SELECT * FROM _n")
                 self._names_written.update(new)
-            con.register("_s", batch)
-            try:
+            with _registered(con, "_s", batch):
                 con.execute(served_log.insert_sql("_s"))
-            finally:
-                con.unregister("_s")
 
     def forget_user(self, user_key: str) -> int:
         """Erase a (pseudonymised) user's events, reviews and profile; return rows removed."""
@@ -416,15 +392,10 @@ class Store:
             log = f"{SERVED_DB}.{served_log.ROWS}"
             n = _scalar(self._con, f"SELECT count(*) FROM {log} WHERE user_id = ?", [user_key])
             self._con.execute(f"DELETE FROM {log} WHERE user_id = ?", [user_key])
-            self._con.execute("BEGIN TRANSACTION")
-            try:
+            with _transaction(self._con):
                 for table in ("events", "reviews", "users"):
                     n += _scalar(self._con, f"SELECT count(*) FROM {table} WHERE user_id = ?", [user_key])
                     self._con.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_key])
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
         return n
 
     # -- reads ----------------------------------------------------------------
@@ -479,7 +450,19 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
 
 
 @contextmanager
-def _registered(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> Iterator[None]:
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: committed when the block ends, rolled back if it raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame | pa.Table) -> Iterator[None]:
     """Expose ``df`` to SQL as ``name`` for the duration of the block."""
     con.register(name, df)
     try:
