@@ -3,6 +3,7 @@
 Usage::
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties]
+        [--sessions-per-user 8 32 ...]
 
 Prints one JSON object per run (the `--json` contract of `vitrine evaluate
 recommend`, with fit timings and peak memory under "extra"); numbers go to
@@ -75,10 +76,12 @@ def _synth(max_users: int | None) -> dict:
                           "fit_seconds": model.timings_, "weights": model.weights_, "fit_total_s": fit_s}}
 
 
-def _synth_utility() -> dict:
+def _synth_utility(sessions_per_user: float = 8.0) -> dict:
     """Recommendations scored by hidden utility (the strict reading of "80% of ideal").
 
-    For each shopper of a 2,000-product, 400-shopper shop (seed 3), the top 10
+    For each shopper of a 2,000-product, 400-shopper shop (seed 3; the
+    simulator's default 8 sessions per shopper over 90 days, or
+    ``sessions_per_user`` for a curve over history length), the top 10
     of ``recommend`` get DCG@10 with gains max(0, utility - the shopper's mean
     utility over the catalog), divided by the DCG of the catalog's best 10.
     Every source of the blend alone, popularity, random and the hidden-utility
@@ -92,7 +95,8 @@ def _synth_utility() -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         shop = Path(tmp) / "shop"
-        generate(shop, products=2000, users=400, seed=3, images=False, pages_truth=False)
+        generate(shop, products=2000, users=400, seed=3, images=False, pages_truth=False,
+                 sessions_per_user=sessions_per_user)
         ds = load_dataset(shop, check_images=False)
         truth, cat = load_truth(shop), Catalog(ds.products)
         t0 = time.time()
@@ -126,8 +130,11 @@ def _synth_utility() -> dict:
             return util[u] - W_PAIR * _pair_noise(np.full(len(pcodes), truth.user_codes(u)), pcodes, seed)
 
         metrics["oracle: utility without pair noise"] = ratio(lambda u: best(no_pair_noise(u)))
-        return {"dataset": "synth-2000x400-seed3", "task": "recommend", "protocol": "utility-dcg-ratio", "k": 10,
-                "metrics": metrics, "extra": {"weights": model.weights_, "fit_total_s": fit_s}}
+        return {"dataset": f"synth-2000x400-seed3-sessions{sessions_per_user:g}", "task": "recommend", "protocol": "utility-dcg-ratio", "k": 10,
+                "metrics": metrics, "extra": {"weights": model.weights_, "fit_total_s": fit_s,
+                                              "events": len(ds.events),
+                                              "positive_events_per_shopper": float(
+                                                  (ds.events["event"] != "impression").sum() / len(users))}}
 
 
 def _knn_ties() -> dict:
@@ -195,6 +202,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-users", type=int, default=None)
     ap.add_argument("--only", default="beauty,games,games-full,synth")
+    ap.add_argument("--sessions-per-user", type=float, nargs="+", default=[8.0],
+                    help="synth-utility: one run per value (the simulator's mean sessions per shopper)")
     args = ap.parse_args()
     from vitrine.evaluate.recommend import run_recommend
 
@@ -209,7 +218,8 @@ def main() -> None:
         if name == "synth":
             print(json.dumps(_synth(args.max_users)), flush=True)
         elif name == "synth-utility":
-            print(json.dumps(_synth_utility()), flush=True)
+            for spu in args.sessions_per_user:
+                print(json.dumps(_synth_utility(spu)), flush=True)
         elif name == "knn-ties":
             print(json.dumps(_knn_ties()), flush=True)
         elif (SHARED / ("amazon-beauty" if name == "beauty" else "amazon-games")).exists():
