@@ -130,11 +130,11 @@ def _synth_utility(sessions_per_user: float = 8.0) -> dict:
             return util[u] - W_PAIR * _pair_noise(np.full(len(pcodes), truth.user_codes(u)), pcodes, seed)
 
         metrics["oracle: utility without pair noise"] = ratio(lambda u: best(no_pair_noise(u)))
+        positives = float((ds.events["event"] != "impression").sum() / len(users))
         return {"dataset": f"synth-2000x400-seed3-sessions{sessions_per_user:g}", "task": "recommend",
-                "protocol": "utility-dcg-ratio", "k": 10, "metrics": metrics, "extra": {"weights": model.weights_, "fit_total_s": fit_s,
-                                              "events": len(ds.events),
-                                              "positive_events_per_shopper": float(
-                                                  (ds.events["event"] != "impression").sum() / len(users))}}
+                "protocol": "utility-dcg-ratio", "k": 10, "metrics": metrics,
+                "extra": {"weights": model.weights_, "fit_total_s": fit_s, "events": len(ds.events),
+                          "positive_events_per_shopper": positives}}
 
 
 def _knn_ties() -> dict:
