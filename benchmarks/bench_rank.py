@@ -98,8 +98,10 @@ def oracle_feature(engine, folder, part: str, noise: float = 0.0, seed: int = 0)
 
     ``part``: "shopper" (the shopper-specific part of the utility: leaf, brand,
     colour and style affinities, and price sensitivity around its mean, without
-    drift or per-pair noise) or "anonymous" (relevance grade, quality, mean
-    price sensitivity: the ``oracle_anonymous`` ranking). ``noise``: standard
+    drift or per-pair noise), "shopper-leaf" (the leaf affinity alone: what
+    browsing reveals best), "shopper-rest" (the shopper part without it) or
+    "anonymous" (relevance grade, quality, mean price sensitivity: the
+    ``oracle_anonymous`` ranking). ``noise``: standard
     deviation of Gaussian noise added to it, a stand-in for an imperfect
     estimate. A diagnostic of how far better features could take the ranker,
     never a result.
@@ -124,8 +126,10 @@ def oracle_feature(engine, folder, part: str, noise: float = 0.0, seed: int = 0)
             v = W_REL * grade + W_QUALITY * m.quality[p] - mean_sens * m.log_rel_price[p]
         elif user_key in users:
             u = truth.user_codes(users[user_key])
-            v = (m.cat[u, m.leaf[p]] + m.brand_aff[u, m.brand[p]] + m.color_aff[u, m.color[p]]
-                 + m.style_aff[u, m.style[p]] - (m.price_sens[u] - mean_sens) * m.log_rel_price[p])
+            leaf = m.cat[u, m.leaf[p]]
+            rest = (m.brand_aff[u, m.brand[p]] + m.color_aff[u, m.color[p]] + m.style_aff[u, m.style[p]]
+                    - (m.price_sens[u] - mean_sens) * m.log_rel_price[p])
+            v = {"shopper-leaf": leaf, "shopper-rest": rest}.get(part, leaf + rest)
         else:
             v = np.full(len(p), np.nan)
         f["oracle"] = (v + noise * rng.standard_normal(len(p))).astype(np.float32)
@@ -338,7 +342,8 @@ def main() -> None:
     for name, r in [] if a.skip_ablations else ablations:
         e.ranker_ = r.fit(e, train)
         out["ndcg@10"][name] = simulated_search_ndcg(e, tmp / "shop", req)
-    oracles_fit = [("shopper", 0.0), ("shopper", 0.5), ("shopper", 1.0), ("anonymous", 0.0)]
+    oracles_fit = [("shopper", 0.0), ("shopper", 0.5), ("shopper", 1.0), ("shopper-leaf", 0.0),
+                   ("shopper-rest", 0.0), ("anonymous", 0.0)]
     for part, noise in oracles_fit if a.oracle_features else []:
         with oracle_feature(e, folder, part, noise):
             e.ranker_ = SearchRanker(max_log_pages=a.pages, seed=a.seeds[0]).fit(e, train)
