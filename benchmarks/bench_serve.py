@@ -264,6 +264,7 @@ def served_log_size(home: Path) -> dict | None:
     """Rows in the home's served-feature log and the space they use (after a checkpoint)."""
     import duckdb
 
+    from vitrine.data import served_log
     from vitrine.data.store import served_path
 
     path = served_path(home / "store.duckdb")
@@ -273,7 +274,7 @@ def served_log_size(home: Path) -> dict | None:
     try:
         con.execute("CHECKPOINT")
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        table = "served_rows" if "served_rows" in tables else "served"  # the JSON layout before it
+        table = served_log.ROWS if served_log.ROWS in tables else "served"  # the JSON layout before it
         rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         used = con.execute("SELECT used_blocks * block_size FROM pragma_database_size()").fetchall()[0][0]
     finally:

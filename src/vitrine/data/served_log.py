@@ -30,6 +30,9 @@ KEYS = "request_id, logged_at, user_id, query, position, product_id, score"
 #: Columns of the older layout's ``served`` table, and of the ``served`` view.
 JSON_COLUMNS = f"{ROW_COLUMNS}, features JSON"
 SEP = "\x1f"  # joins a names list before hashing; cannot occur in a feature name
+# An older layout's JSON ``features`` read as the new columns (keys and values in the same order).
+JSON_NAMES = "CAST(json_keys(features) AS VARCHAR[])"
+JSON_VALUES = "CAST(json_extract(features, '$.*') AS FLOAT[])"
 
 
 def create_sql() -> list[str]:
@@ -48,8 +51,7 @@ def rows_from_log() -> str:
 
 def rows_from_json(table: str) -> str:
     """The older layout read as the new one (for a read-only open that cannot convert it)."""
-    return (f"SELECT {KEYS}, json_keys(features) AS names, "
-            f"CAST(json_extract(features, '$.*') AS FLOAT[]) AS features FROM {table}")
+    return f"SELECT {KEYS}, {JSON_NAMES} AS names, {JSON_VALUES} AS features FROM {table}"
 
 
 def view_sql(rows_select: str) -> list[str]:
@@ -60,11 +62,9 @@ def view_sql(rows_select: str) -> list[str]:
 
 def copy_json_rows(table: str) -> list[str]:
     """Statements that append an older JSON-layout table's rows to the log."""
-    keys = "CAST(json_keys(features) AS VARCHAR[])"
-    nid = f"substr(md5(array_to_string({keys}, chr(31))), 1, 16)"
-    return [f"INSERT OR IGNORE INTO {DB}.{NAMES} SELECT DISTINCT {nid}, {keys} FROM {table}",
-            f"INSERT INTO {DB}.{ROWS} SELECT {KEYS}, {nid}, "
-            f"CAST(json_extract(features, '$.*') AS FLOAT[]) FROM {table}"]
+    nid = f"substr(md5(array_to_string({JSON_NAMES}, chr(31))), 1, 16)"  # as names_id() computes it
+    return [f"INSERT OR IGNORE INTO {DB}.{NAMES} SELECT DISTINCT {nid}, {JSON_NAMES} FROM {table}",
+            f"INSERT INTO {DB}.{ROWS} SELECT {KEYS}, {nid}, {JSON_VALUES} FROM {table}"]
 
 
 def encode(features: Mapping[str, float | None],
