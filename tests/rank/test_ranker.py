@@ -96,8 +96,10 @@ def test_one_feature_path_and_log_record(engine) -> None:
     f = engine.ranker_.features("sneaker", cands, None, user_key=engine.user_key("u003"), engine=engine)
     key = engine.user_key("u003")
     f2 = assemble(engine, "sneaker", cands, None, user_key=key, table=engine.ranker_.table_,
-                  exposure=engine.ranker_.exposure_.get(key), use_personal_model=engine.ranker_.reads_personal_model())
+                  exposure=engine.ranker_.exposure_.get(key), use_personal_model=engine.ranker_.reads_personal_model(),
+                  memory=None)
     assert set(f) == set(f2) and set(engine.ranker_.feature_names_) <= set(f)
+    assert engine.ranker_.memory_ is None  # the click model of a shop with logs reads no ``mem_*``
     X = to_matrix(f, engine.ranker_.feature_names_, len(cands.rows))
     np.testing.assert_allclose(engine.ranker_.model_.predict(X),
                                engine.ranker_.rank("sneaker", cands, None, user_key=engine.user_key("u003"),
@@ -105,6 +107,28 @@ def test_one_feature_path_and_log_record(engine) -> None:
     rec = log_record("r1", "sneaker", "k", engine.catalog_.ids[cands.rows], np.arange(float(len(cands.rows))), f,
                      np.arange(len(cands.rows))[::-1], k=3)
     assert [r["position"] for r in rec] == [1, 2, 3] and rec[0]["features"]["bm25_title"] is not None
+
+
+def test_judgments_alone_train_lambdamart_with_the_query_memory(shop, tmp_path) -> None:
+    """Without logs the ranker reads the judged-query memory, cross-fitted in training
+    and whole at serving, through the same feature path (rank/query_memory.py)."""
+    _, _, train, _ = shop
+    judged = Dataset(products=train.products, judgments=train.judgments, root=train.root, meta=train.meta)
+    e = lite_engine(judged, tmp_path, SearchRanker(lambdamart_models=1), personal=False)
+    r = e.ranker_
+    assert r.memory_ is not None and list(r.memory_.assoc_) == [None]  # per-fold tables dropped after fit
+    assert {"mem_assoc_sum", "mem_assoc_max"} <= set(r.feature_names_)
+    q = r.memory_.queries_[0]
+    cands = e.retriever_.retrieve(q, k=30)
+    f = r.features(q, cands, None, engine=e)
+    f2 = assemble(e, q, cands, None, table=r.table_, memory=r.memory_.view(None))
+    assert set(f) == set(f2)
+    for n in r.feature_names_:
+        np.testing.assert_array_equal(f[n], f2[n])
+    r.save(tmp_path / "ranker")
+    loaded = SearchRanker.load(tmp_path / "ranker")
+    np.testing.assert_allclose(loaded.rank(q, cands, None, engine=e)[0], r.rank(q, cands, None, engine=e)[0],
+                               rtol=1e-6)
 
 
 def test_query_product_features_are_kept_per_query_and_dropped_when_the_index_changes(engine) -> None:

@@ -10,7 +10,8 @@ Feature groups (for explanations) are given by :func:`feature_group`:
 
 ========== ==============================================================
 text       ``bm25_<field>``, ``cover_<field>``, ``fuzzy_<field>``,
-           ``src_lexical*``, ``src_dense*``, ``fused*``, ``title_*``, ``q_*``
+           ``src_lexical*``, ``src_dense*``, ``fused*``, ``title_*``, ``q_*``,
+           ``mem_*`` (what judged queries like this one found relevant)
 image      ``src_image*``
 reviews    ``rating_bayes``, ``rating_count_log``, ``review_*``
 price      ``price_*``
@@ -359,6 +360,7 @@ def assemble(
     use_personal_model: bool = True,
     exposure: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     memo: QueryFeatureMemo | None = None,
+    memory=None,
 ) -> dict[str, np.ndarray]:
     """Feature columns, each float32 of shape (len(cands.rows),).
 
@@ -380,6 +382,8 @@ def assemble(
         :func:`exposure_affinities` (``lift_*`` features).
     memo : a :class:`QueryFeatureMemo` keeping the query-product features of
         recent (query, candidates) (they do not depend on the shopper).
+    memory : a :class:`vitrine.rank.query_memory.MemoryView` of the judged
+        queries (``mem_*`` features), or None.
     """
     rows = np.asarray(cands.rows, dtype=np.int64)
     n = len(rows)
@@ -387,6 +391,8 @@ def assemble(
     qp = memo.get(key) if key is not None else None
     if qp is None:
         qp = _query_product_features(engine, query, cands, table, rows)
+        if memory is not None:
+            qp.update(memory.features(engine, query, rows))
         if key is not None:
             memo.put(key, qp)
     f = dict(qp)  # the shopper's features below go into this request's copy only
