@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from vitrine.features.lexical import tokenize
+from vitrine.rank.features import _csr
 
 NAMES = ("mem_assoc_sum", "mem_assoc_max", "mem_assoc_known", "mem_qknn_vote", "mem_qknn_cos", "mem_qknn_top")
 
@@ -181,8 +182,6 @@ class MemoryView:
         m = getattr(lex, "matrices_", {}).get("title") if lex is not None else None
         if a is None or m is None:
             return {}
-        from vitrine.rank.features import _csr
-
         toks = tokenize(query)
         ids = [mem.words_[w] for w in toks if w in mem.words_]
         n = len(rows)
