@@ -208,6 +208,14 @@ def _csr(lex, fld: str, m):
     return got[1]
 
 
+def _row_entries(csr, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``csr.indices``/``csr.data`` of the stored entries of ``rows``
+    (row by row, in order), and how many each row has."""
+    start = csr.indptr[rows]
+    lens = csr.indptr[rows + 1] - start
+    return np.repeat(start - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum())), lens
+
+
 def _lexical_features(lex, rows: np.ndarray, exact: list[int], fuzzy: list[list[int]],
                       n_tok: int) -> dict[str, np.ndarray]:
     """Per-field BM25 of the query terms, exact and fuzzy coverage, for each row.
@@ -242,13 +250,11 @@ def _lexical_features(lex, rows: np.ndarray, exact: list[int], fuzzy: list[list[
         empty = np.zeros(n, bool)
         if nr:
             csr = _csr(lex, fld, m)
-            start, stop = csr.indptr[r], csr.indptr[r + 1]
-            lens = stop - start
+            idx, lens = _row_entries(csr, r)
             empty[ok] = lens == 0
         if nr and need:
-            # Gather the candidates' stored entries, keep those on query columns.
-            tot = int(lens.sum())
-            idx = np.repeat(start - np.cumsum(lens) + lens, lens) + np.arange(tot)
+            # The candidates' stored entries: keep those on query columns.
+            tot = len(idx)
             cols = csr.indices[idx]
             inside = cols < len(lut)
             j = np.full(tot, -1, np.int64)

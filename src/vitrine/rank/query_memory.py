@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from vitrine.features.lexical import tokenize
-from vitrine.rank.features import _csr
+from vitrine.rank.features import _csr, _row_entries
 
 NAMES = ("mem_assoc_sum", "mem_assoc_max", "mem_assoc_known", "mem_qknn_vote", "mem_qknn_cos", "mem_qknn_top")
 
@@ -46,9 +46,7 @@ def title_terms(lex) -> sp.csr_matrix | None:
     m = getattr(lex, "matrices_", {}).get("title") if lex is not None else None
     if m is None:
         return None
-    t = m.tocsr()
-    t.sum_duplicates()
-    t.eliminate_zeros()
+    t = _csr(lex, "title", m).copy()  # the row-major copy serving gathers from; every stored weight is > 0
     t.data = np.ones_like(t.data, dtype=np.float32)
     return t
 
@@ -136,10 +134,7 @@ class QueryMemory:
 
     def view(self, query: str | None) -> MemoryView:
         """The memory a training query may read: all of it but its own fold when it was judged."""
-        known = getattr(self, "known_", None)
-        if known is None:
-            known = self.known_ = set(self.queries_)
-        return MemoryView(self, fold_of(query, self.folds) if query in known else None)
+        return MemoryView(self, fold_of(query, self.folds) if query in self.known_ else None)
 
     # -- persistence --------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -155,6 +150,7 @@ class QueryMemory:
             s = pickle.load(fh)
         self = cls(**s["params"])
         self.queries_, self.fold_, self.judged_ = s["queries"], s["fold"], s["judged"]
+        self.known_ = set(self.queries_)
         self.qvec_, self.centroid_, self.words_ = s["qvec"], s["centroid"], s["words"]
         self.assoc_ = {} if s["assoc"] is None else {None: s["assoc"]}
         return self
@@ -189,9 +185,7 @@ class MemoryView:
         total, best = np.zeros(n, np.float32), np.zeros(n, np.float32)
         csr = _csr(lex, "title", m)
         ok = rows < csr.shape[0]
-        r = rows[ok]
-        start, lens = csr.indptr[r], csr.indptr[r + 1] - csr.indptr[r]
-        idx = np.repeat(start - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+        idx, lens = _row_entries(csr, rows[ok])
         cols = csr.indices[idx]
         owner = np.repeat(np.flatnonzero(ok), lens)
         for i in ids:
