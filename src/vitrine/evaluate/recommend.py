@@ -1,6 +1,7 @@
 """`vitrine evaluate recommend`: leave-last-out recommendation evaluation.
 
-Each user's last event (by timestamp) is held out; models train on the rest
+Each user's last event (by timestamp; the last click, cart or purchase when
+the log also has impressions) is held out; models train on what came before
 and rank the whole catalog with the user's seen products excluded, or, with
 ``candidates``, only the user's candidate list plus the held-out product.
 Baselines run in the same process on the same split.
@@ -45,14 +46,35 @@ def _peak_rss_mb() -> float:
         return 0.0
 
 
+def interactions(events: pd.DataFrame) -> pd.DataFrame:
+    """The events a shopper chose (clicks, carts, purchases); all events when the log has only impressions."""
+    chosen = events["event"] != "impression"
+    return events[chosen] if chosen.any() else events
+
+
 def leave_last_out(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off each user's last event (ties broken by file order)."""
+    """Split off each user's last interaction (ties broken by file order).
+
+    Impressions are what an earlier ranker showed, not what the shopper
+    chose, so the held-out event is the last click, cart or purchase. The
+    user's events from it on leave training: later ones are the future, and
+    the impressions of the page it happened on (same ``request_id``) would
+    tell a model what was on screen. On a log of purchases alone this is
+    plain leave-last-out.
+    """
     ev = events.reset_index(drop=True)
     ev = ev.assign(_order=np.arange(len(ev))).sort_values(["user_id", "timestamp", "_order"], kind="stable")
-    last = ~ev["user_id"].duplicated(keep="last")
-    test = ev[last.to_numpy()].drop(columns="_order")
-    train = ev[~last.to_numpy()].drop(columns="_order").sort_values("timestamp", kind="stable")
-    return train, test
+    ev["_order"] = np.arange(len(ev))
+    chosen = interactions(ev)
+    test = chosen[~chosen["user_id"].duplicated(keep="last")]
+    cut = ev["user_id"].map(dict(zip(test["user_id"], test["_order"], strict=True)))
+    keep = cut.isna().to_numpy() | (ev["_order"] < cut).to_numpy()
+    if "request_id" in ev:
+        page = dict(zip(test["user_id"], test["request_id"], strict=True))
+        same = ev["request_id"].notna() & (ev["request_id"] == ev["user_id"].map(page))
+        keep &= ~same.to_numpy()
+    train = ev[keep].drop(columns="_order").sort_values("timestamp", kind="stable")
+    return train, test.drop(columns="_order")
 
 
 # A scorer maps (user keys, engine) -> function(user key) -> scores over all catalog rows.
@@ -108,8 +130,9 @@ def run_recommend(
     if callable(getattr(engine.personal_, "score_candidates", None)):
         pool_scorers["vitrine"] = engine.personal_.score_candidates
     t_base = time.time() - t_base
-    seen = train.groupby("user_id")["product_id"].apply(lambda s: cat.indices(s.unique())).to_dict()
-    n_train = train.groupby("user_id").size().to_dict()
+    chosen = interactions(train)  # a product only shown to the shopper is not "seen"
+    seen = chosen.groupby("user_id")["product_id"].apply(lambda s: cat.indices(s.unique())).to_dict()
+    n_train = chosen.groupby("user_id").size().to_dict()
     truth, runs = {}, {name: {} for name in scorers}
     tie = np.random.default_rng(0).permutation(len(cat))
     cold_users = []
@@ -139,7 +162,7 @@ def run_recommend(
     for n, r in runs.items():
         results[n][f"coverage@{k}"] = coverage(r.values(), len(cat), k)
     cold_truth = {u: truth[u] for u in cold_users}
-    item_counts = train["product_id"].value_counts().to_dict()
+    item_counts = chosen["product_id"].value_counts().to_dict()
     cold_items = {u: t for u, t in truth.items() if item_counts.get(next(iter(t)), 0) < COLD_PRODUCT_EVENTS}
     extra = {"users": len(truth), "cold_users": len(cold_users), "cold_products": len(cold_items)}
     if cold_truth:
