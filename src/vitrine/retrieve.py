@@ -93,6 +93,30 @@ def visual_text(catalog: Catalog, i: int) -> str:
     return ". ".join(d[f].strip() for f in VISUAL_FIELDS if d[f] and d[f].strip())
 
 
+def judged_descriptions(catalog: Catalog, judgments, rows: np.ndarray, per_product: int = 8) -> dict[int, str]:
+    """Words for products that have none: the training queries judged best for each.
+
+    An images-only catalog gives the tower nothing to learn from but these
+    (query, photo) pairs. Only products in the ``rows`` mask get one, so a
+    product's own text always wins.
+    """
+    if judgments is None or not len(judgments):
+        return {}
+    j = judgments[judgments["grade"].astype(float) > 0]
+    j = j.assign(_row=catalog.indices(j["product_id"].astype(str), missing="mark"))
+    j = j[(j["_row"] >= 0)]
+    j = j[rows[j["_row"].to_numpy()]]
+    if not len(j):
+        return {}
+    # The best grade a product has, and only the queries that gave it that.
+    j = j[j["grade"].astype(float) == j.groupby("_row")["grade"].transform("max").astype(float)]
+    out = {}
+    for row, g in j.groupby("_row", sort=False):
+        qs = list(dict.fromkeys(str(q) for q in g["query"]))[:per_product]
+        out[int(row)] = ". ".join(qs)
+    return out
+
+
 def popularity_prior(catalog: Catalog) -> np.ndarray:
     """log(1 + sales) scaled to [0, 1]; zeros when the catalog has no sales."""
     sales = np.nan_to_num(catalog.products["sales"].to_numpy(dtype=float, na_value=0.0))
@@ -380,16 +404,22 @@ class Retriever:
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
                 imgs, ok = load_images(paths, size=size, labels=list(catalog.ids), progress=progress)
-            train = ok & self.has_text_ if self.text_vectors_ is not None else ok
-            if enc.name == "tower" and (self.text_vectors_ is None or train.sum() < 16):
-                enc = None  # nothing to align images with
+            described = judged_descriptions(catalog, judgments, ~self.has_text_)
+            if enc.name == "tower":
+                words = self.has_text_.copy()
+                words[list(described)] = True
+                train = ok & words
+                if self.text_encoder_ is None or train.sum() < 16:
+                    enc = None  # nothing to align images with
+            else:
+                train = ok & self.has_text_ if self.text_vectors_ is not None else ok
             if enc is not None:
                 torch.set_num_threads(max(1, torch.get_num_threads()))
                 tv, terms = None, None
                 if enc.name == "tower":
                     enc.max_seconds = min(self.tower_seconds_, 5.0 + 0.02 * int(train.sum()))
                     enc.members = max(1, min(self.tower_members, int(enc.max_seconds // 30)))
-                    vtexts = [visual_text(catalog, i) for i in np.flatnonzero(train)]
+                    vtexts = [visual_text(catalog, i) or described.get(i, "") for i in np.flatnonzero(train)]
                     tv = self.text_encoder_.encode(vtexts, progress=progress)
                     if self.visual_terms:
                         self.visual_terms_ = VisualTerms.build(vtexts)

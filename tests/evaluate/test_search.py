@@ -67,3 +67,37 @@ def test_cross_modal_strips_a_fixed_half(shop) -> None:
 def test_unknown_protocol(shop) -> None:
     with pytest.raises(ValueError, match="unknown protocol"):
         run_search(shop, protocol="bogus")
+
+
+def test_a_catalog_of_photos_alone_is_searchable(tmp_path, tmp_path_factory, monkeypatch) -> None:
+    """No product text at all: the tower learns words for the photos from the training judgments."""
+    shop = tmp_path / "shop"
+    generate(shop, products=600, users=100, seed=3, image_size=32, sessions_per_user=2.0, judged_queries=80)
+    ds = load_dataset(shop)
+    folder = tmp_path / "photos-only"
+    folder.mkdir()
+    ds.products[["product_id", "image"]].to_parquet(folder / "products.parquet")
+    ds.judgments.to_parquet(folder / "judgments.parquet")
+    (folder / "images").symlink_to(shop / "images")
+    cache = str(tmp_path_factory.getbasetemp() / "emb-cache")
+    monkeypatch.setattr(vitrine.engine, "Retriever",
+                        functools.partial(Retriever, image_size=32, tower_seconds=20, cache_dir=cache))
+    engine = vitrine.engine.Engine(home=tmp_path / "home")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = run_search(folder, protocol="retrieve", progress=False, engine=engine)
+    assert engine.retriever_.image_encoder_ is not None and not engine.retriever_.has_text_.any()
+    # BM25 has no words to match, so its ranking is a tie broken by row order: about chance.
+    assert rep.metrics["ndcg@10"] > 0.3 and rep.metrics["ndcg@10"] > 3 * rep.baselines["bm25"]["ndcg@10"], rep
+
+
+def test_judged_descriptions_only_for_products_without_text() -> None:
+    from vitrine.data.catalog import Catalog
+    from vitrine.retrieve import judged_descriptions
+
+    cat = Catalog(pd.DataFrame({"product_id": ["a", "b", "c"]}))
+    j = pd.DataFrame({"query": ["red mug", "mug", "blue vase", "red mug"], "product_id": ["a", "a", "b", "c"],
+                      "grade": [3, 1, 2, 3]})
+    out = judged_descriptions(cat, j, np.array([True, True, False]))
+    assert out == {0: "red mug", 1: "blue vase"}  # only the best grade's queries; "c" has its own text
+    assert judged_descriptions(cat, None, np.ones(3, bool)) == {}

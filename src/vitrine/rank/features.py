@@ -318,7 +318,9 @@ def _title_order_features(lex, rows: np.ndarray, query: str) -> dict[str, np.nda
     tok = allcols[np.repeat(start, lens) + pos] if tot else np.zeros(0, np.int64)
     q = np.asarray([lex.vocab_.get(t, -1) for t in toks], np.int64)
     df = lex.stats_["title"]["df"]
-    qdf = np.where(q >= 0, df[np.maximum(q, 0)].astype(np.float64), 0.0)
+    # A catalog without titles has an empty vocabulary and df.
+    known = (q >= 0) & (q < len(df))
+    qdf = np.zeros(len(q)) if not len(df) else np.where(known, df[np.where(known, q, 0)].astype(np.float64), 0.0)
     idf = np.log1p((lex.n_docs_ - qdf + 0.5) / (qdf + 0.5))
     present = np.zeros((n, len(q)), bool)
     for j, c in enumerate(q):
@@ -588,8 +590,9 @@ def history_affinities(history: np.ndarray, rows: np.ndarray, table: ProductTabl
                 out[f"aff_{a}{suffix}"] = np.zeros(n, np.float32)
     pl = table.columns.get("price_log")
     if pl is not None:
-        h = hist[hist < len(pl)]
-        med = float(np.nanmedian(pl[h])) if len(h) else np.nan
+        seen = pl[hist[hist < len(pl)]]
+        seen = seen[np.isfinite(seen)]  # products without a price say nothing of the shopper's band
+        med = float(np.median(seen)) if len(seen) else np.nan
         ok = rows < len(pl)
         col = np.full(n, np.nan, np.float32)
         col[ok] = pl[rows[ok]] - med
