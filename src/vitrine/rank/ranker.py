@@ -546,8 +546,12 @@ def _list_relative(name: str) -> bool:
 
 def _usable(X: np.ndarray) -> np.ndarray:
     """Columns with at least one finite value that is not constant."""
+    # max > min instead of nanstd: same answer, and no "degrees of freedom"
+    # warning for the all-empty columns a catalog without that field gives.
     fin = np.isfinite(X)
-    return fin.any(0) & (np.nanstd(np.where(fin, X, np.nan), axis=0) > 0)
+    lo = np.where(fin, X, np.inf).min(axis=0)
+    hi = np.where(fin, X, -np.inf).max(axis=0)
+    return fin.any(0) & (hi > lo)
 
 
 def _prime_queries(retriever, queries: list[str]) -> None:
