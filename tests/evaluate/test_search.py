@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import vitrine.engine
+import vitrine.rank.features
 from vitrine.data.synth import generate
 from vitrine.evaluate.search import run_search, strip_for_cross_modal
 from vitrine.data.dataset import load_dataset
@@ -101,3 +102,42 @@ def test_judged_descriptions_only_for_products_without_text() -> None:
     out = judged_descriptions(cat, j, np.array([True, True, False]))
     assert out == {0: "red mug", 1: "blue vase"}  # only the best grade's queries; "c" has its own text
     assert judged_descriptions(cat, None, np.ones(3, bool)) == {}
+
+
+def test_products_without_text_are_ranked_by_a_text_blind_model(shop, fast_retriever, tmp_path, monkeypatch) -> None:
+    """The cross-modal half has photos and no text: a second model without text features ranks it."""
+    from vitrine.data.dataset import Dataset
+    from vitrine.evaluate.search import split_judgments
+    from vitrine.rank.ranker import reads_no_text
+
+    ds = load_dataset(shop)
+    train, test = split_judgments(ds.judgments)
+    fit_ds, half = strip_for_cross_modal(Dataset(products=ds.products, events=ds.events, reviews=ds.reviews,
+                                                 judgments=train, root=ds.root, meta=ds.meta))
+    engine = vitrine.engine.Engine(home=tmp_path / "home")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        engine.fit(fit_ds, progress=False)
+    ranker = engine.ranker_
+    blind = ranker.text_blind_
+    assert blind is not None
+    names = [ranker.feature_names_[j] for j in blind.cols]
+    assert names and all(reads_no_text(n) for n in names)
+    assert "src_image" in names and not any(n.startswith(("bm25_", "match_", "src_lexical")) for n in names)
+    rows = np.r_[np.flatnonzero(half)[:20], np.flatnonzero(~half)[:20]]
+    query = str(test["query"].iloc[0])
+    scores = engine.score(query, rows)
+    cands = engine.retriever_.score_rows(query, rows)
+    X = vitrine.rank.features.to_matrix(ranker.features(query, cands, engine=engine), ranker.feature_names_, 40)
+    np.testing.assert_allclose(scores[:20], blind.predict(X[:20]), rtol=1e-6)  # no text: the blind model
+    np.testing.assert_allclose(scores[20:], ranker.model_.predict(X[20:]), rtol=1e-6)  # text: the main one
+    # a better photo match never ranks lower, all else equal
+    grid = np.repeat(X[:1], 21, axis=0)
+    grid[:, ranker.feature_names_.index("src_image")] = np.linspace(-1, 1, 21)
+    assert np.all(np.diff(blind.model.predict(grid[:, blind.cols])) >= -1e-9)
+    _, expl = ranker.rank(query, cands, None, engine=engine)
+    np.testing.assert_allclose([sum(e.values()) for e in expl], scores, rtol=1e-5, atol=1e-6)
+    engine.save()
+    monkeypatch.setattr(vitrine.engine, "Retriever", Retriever)  # load through the class, not the fast partial
+    again = vitrine.engine.Engine.load(tmp_path / "home")
+    np.testing.assert_allclose(again.score(query, rows), scores, rtol=1e-6)

@@ -42,7 +42,8 @@ class LambdaMART:
 
     def __init__(self, *, n_estimators: int = 400, learning_rate: float = 0.05, num_leaves: int = 31,
                  min_data_in_leaf: int = 40, num_threads: int = 2, valid_fraction: float = 0.1,
-                 patience: int = 40, n_models: int = 1, seed: int = 0) -> None:  # fmt: skip
+                 patience: int = 40, n_models: int = 1, seed: int = 0,
+                 monotone: dict[str, int] | None = None) -> None:  # fmt: skip
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
@@ -52,6 +53,13 @@ class LambdaMART:
         self.patience = patience
         self.n_models = n_models
         self.seed = seed
+        self.monotone = monotone
+
+    def _constraints(self) -> dict:
+        """LightGBM's monotone constraints for the named features (+1 up, -1 down), if any."""
+        if not self.monotone:
+            return {}
+        return {"monotone_constraints": [int(self.monotone.get(n, 0)) for n in self.feature_names_]}
 
     def _params(self, seed: int | None = None) -> dict:
         return {
@@ -61,7 +69,7 @@ class LambdaMART:
             "feature_fraction": 0.9, "bagging_fraction": 0.9, "bagging_freq": 1,
             "lambdarank_truncation_level": 20, "num_threads": self.num_threads,
             "seed": self.seed if seed is None else seed, "verbose": -1, "deterministic": True,
-            "force_row_wise": True,
+            "force_row_wise": True, **self._constraints(),
         }  # fmt: skip
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray, names: list[str],
@@ -161,10 +169,10 @@ class ClickModel(LambdaMART):
 
     def __init__(self, *, n_estimators: int = 400, learning_rate: float = 0.05, num_leaves: int = 15,
                  min_data_in_leaf: int = 100, num_threads: int = 2, valid_fraction: float = 0.1,
-                 seed: int = 0) -> None:  # fmt: skip
+                 seed: int = 0, monotone: dict[str, int] | None = None) -> None:  # fmt: skip
         super().__init__(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
                          min_data_in_leaf=min_data_in_leaf, num_threads=num_threads,
-                         valid_fraction=valid_fraction, seed=seed)
+                         valid_fraction=valid_fraction, seed=seed, monotone=monotone)
 
     def _params(self) -> dict:
         return {
@@ -172,7 +180,7 @@ class ClickModel(LambdaMART):
             "min_data_in_leaf": self.min_data_in_leaf, "min_sum_hessian_in_leaf": 1e-3,
             "feature_fraction": 0.9, "bagging_fraction": 0.9, "bagging_freq": 1, "lambda_l2": 1.0,
             "num_threads": self.num_threads, "seed": self.seed, "verbose": -1, "deterministic": True,
-            "force_row_wise": True,
+            "force_row_wise": True, **self._constraints(),
         }  # fmt: skip
 
     @staticmethod

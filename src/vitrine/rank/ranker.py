@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import pickle
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,6 +48,64 @@ from vitrine.results import Candidates
 
 # Which explanation bucket each retrieval source's contribution goes to (blend fallback).
 SOURCE_GROUP = {"lexical": "text", "dense": "text", "image": "image", "popularity": "popularity"}
+
+
+def reads_no_text(name: str) -> bool:
+    """Whether a feature has the same meaning for a product without any text.
+
+    What the photo, the numbers and the shoppers say and the query alone
+    do; BM25, attribute matches and the fused vectors do not, nor the
+    photo's ``seen`` words (only products with text have that field). The
+    judged queries' votes (``mem_qknn_*``) would qualify, but on myntra's
+    photo-only half they pulled NDCG@10 from 0.57 to 0.39 (docs/rank.md).
+    """
+    if "_seen" in name:
+        return False
+    return feature_group(name) != "text" or name.startswith("q_")
+
+
+# The text-blind model may not rank a photo lower for matching the query
+# better, all else equal: unconstrained, its trees traded the image score
+# against list length and query length and fell below the image score alone
+# on myntra's photo-only half (0.5699 against 0.5916; constrained 0.5936).
+PHOTO_MONOTONE = {"src_image": 1, "src_image_rel": 1, "src_image_rank": -1}
+
+
+class TextBlind:
+    """The ranker's second model, trained on the same rows without text features.
+
+    A product with a photo and no text (a seller who uploaded only photos;
+    the hidden half of the cross-modal protocol) has every text feature
+    empty, a corner the main model's trees hardly saw in training, so they
+    rank such products by whatever their empty-value branches learned.
+    This model ranks them instead, by what they do have; ``a * score + b``
+    puts its scores on the main model's scale (least squares over the
+    training rows), so the two mix in one list.
+    """
+
+    def __init__(self, model, cols: np.ndarray, a: float, b: float) -> None:
+        self.model, self.cols, self.a, self.b = model, np.asarray(cols, np.int64), float(a), float(b)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.a * self.model.predict(X[:, self.cols]) + self.b
+
+    def contributions(self, X: np.ndarray) -> list[dict[str, float]]:
+        out = self.model.contributions(X[:, self.cols])
+        for d in out:
+            for g in d:
+                d[g] *= self.a
+            d["base"] += self.b
+        return out
+
+    def save(self, folder: Path) -> None:
+        self.model.save(folder)
+        (folder / "text_blind.json").write_text(json.dumps({"cols": self.cols.tolist(), "a": self.a, "b": self.b}))
+
+    @classmethod
+    def load(cls, folder: Path, names: list[str]) -> TextBlind:
+        meta = json.loads((folder / "text_blind.json").read_text())
+        kind = ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
+        return cls(kind.load(folder, [names[j] for j in meta["cols"]]), meta["cols"], meta["a"], meta["b"])
 
 
 class LazyExplanations(Sequence):
@@ -302,9 +361,15 @@ class SearchRanker:
         usable = _usable(X)
         self.feature_names_ = [n for n, u in zip(names, usable, strict=True) if u]
         X = X[:, usable]
-        self.model_ = LambdaMART(n_estimators=self.lambdamart_rounds, patience=self.lambdamart_patience,
-                                 n_models=self.lambdamart_models, num_threads=self.num_threads, seed=self.seed)
-        self.model_.fit(X, y, sizes, self.feature_names_, weight=w if (w != 1).any() else None)
+
+        def fit(X, names, monotone=None):
+            m = LambdaMART(n_estimators=self.lambdamart_rounds, patience=self.lambdamart_patience,
+                           n_models=self.lambdamart_models, num_threads=self.num_threads, seed=self.seed,
+                           monotone=monotone)
+            return m.fit(X, y, sizes, names, weight=w if (w != 1).any() else None)
+
+        self.model_ = fit(X, self.feature_names_)
+        self._fit_text_blind(engine, X, fit)
 
     def _start_fit(self, engine, dataset) -> None:
         """Forget any previous fit; build the product table every feature reads."""
@@ -317,6 +382,7 @@ class SearchRanker:
         self._log_meta: list = []
         self.exposure_: dict = {}
         self.memory_: QueryMemory | None = None
+        self.text_blind_: TextBlind | None = None
         self.table_ = product_table(engine.catalog_.products, getattr(dataset, "reviews", None))
 
     def _fit_click_model(self, engine, dataset, lgroups, rng) -> None:
@@ -373,9 +439,32 @@ class SearchRanker:
         X = np.concatenate([to_matrix(f, names, len(c)) for f, c in zip(feats, clicks, strict=True)])
         usable = _usable(X)
         self.feature_names_ = [n for n, u in zip(names, usable, strict=True) if u]
-        self.model_ = ClickModel(n_estimators=self.n_estimators, num_threads=self.num_threads, seed=self.seed)
-        self.model_.fit(X[:, usable], np.concatenate(clicks), np.asarray(sizes), self.feature_names_,
-                        weight=np.concatenate(weights), theta=np.concatenate(thetas))
+        X = X[:, usable]
+        clicks, sizes = np.concatenate(clicks), np.asarray(sizes)
+        weights, thetas = np.concatenate(weights), np.concatenate(thetas)
+
+        def fit(X, names, monotone=None):
+            m = ClickModel(n_estimators=self.n_estimators, num_threads=self.num_threads, seed=self.seed,
+                           monotone=monotone)
+            return m.fit(X, clicks, sizes, names, weight=weights, theta=thetas)
+
+        self.model_ = fit(X, self.feature_names_)
+        self._fit_text_blind(engine, X, fit)
+
+    def _fit_text_blind(self, engine, X: np.ndarray, fit) -> None:
+        """Fit :class:`TextBlind` when the catalog has products with a photo and no text."""
+        r = engine.retriever_
+        has_text, has_image = getattr(r, "has_text_", None), getattr(r, "has_image_", None)
+        if has_text is None or has_image is None or not (has_image & ~has_text).any():
+            return
+        cols = np.asarray([j for j, n in enumerate(self.feature_names_) if reads_no_text(n)], np.int64)
+        if not len(cols):
+            return
+        model = fit(X[:, cols], [self.feature_names_[j] for j in cols], monotone=PHOTO_MONOTONE)
+        p, m = model.predict(X[:, cols]), self.model_.predict(X)
+        # Least squares, the slope kept positive: a negative one would turn the blind model's order upside down.
+        a = max(float(np.polyfit(p, m, 1)[0]), 1e-3) if np.ptp(p) > 0 else 1.0
+        self.text_blind_ = TextBlind(model, cols, a, float(m.mean() - a * p.mean()))
 
     # -- serving ----------------------------------------------------------------
     def forget(self, user_key: str) -> None:
@@ -415,7 +504,23 @@ class SearchRanker:
             f = self._feats(engine, query, cands, personal, context.get("user_key"), memo=self._serving_memo())
         X = to_matrix(f, self.feature_names_, len(cands.rows))
         scores = self.model_.predict(X)
-        return scores, LazyExplanations(lambda: self.model_.contributions(X), len(scores))
+        blind = getattr(self, "text_blind_", None)
+        bare = None
+        if blind is not None:
+            has_text = engine.retriever_.has_text_
+            rows = np.asarray(cands.rows, np.int64)
+            bare = np.flatnonzero(~has_text[np.minimum(rows, len(has_text) - 1)] & (rows < len(has_text)))
+            if len(bare):
+                scores[bare] = blind.predict(X[bare])
+
+        def explain():
+            out = self.model_.contributions(X)
+            if bare is not None and len(bare):
+                for i, d in zip(bare, blind.contributions(X[bare]), strict=True):
+                    out[i] = d
+            return out
+
+        return scores, LazyExplanations(explain, len(scores))
 
     def _w(self) -> dict[str, float]:
         return self.weights or {"lexical": 1.0, "dense": 1.0, "image": 1.0, "popularity": 0.1, "personal": 0.5}
@@ -468,6 +573,12 @@ class SearchRanker:
                      click=np.concatenate([expo[k][2] for k in keys]))
         if meta["has_model"]:
             self.model_.save(folder)
+        blind, blind_dir = getattr(self, "text_blind_", None), folder / "text_blind"
+        if blind_dir.exists():  # a stale one would be loaded beside a model it was not fitted with
+            shutil.rmtree(blind_dir)
+        if blind is not None:
+            blind_dir.mkdir()
+            blind.save(blind_dir)
 
     @classmethod
     def load(cls, folder: Path) -> SearchRanker:
@@ -502,6 +613,8 @@ class SearchRanker:
         elif meta.get("has_model"):
             cls_ = ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
             self.model_ = cls_.load(folder, self.feature_names_)
+        blind = folder / "text_blind" / "text_blind.json"
+        self.text_blind_ = TextBlind.load(blind.parent, self.feature_names_) if blind.exists() else None
         self.fitted_ = True
         return self
 
