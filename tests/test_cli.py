@@ -40,10 +40,22 @@ def tiny_shop(tmp_path_factory) -> Path:
     return out
 
 
-def test_evaluate_search_json_contract(tiny_shop: Path) -> None:
-    r = runner.invoke(app, ["evaluate", "search", str(tiny_shop), "--protocol", "rerank", "--json"])
+def test_evaluate_search_json_contract(tiny_shop: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    shop = tmp_path / "shop"
+    shutil.copytree(tiny_shop, shop)
+    j = pd.read_parquet(shop / "judgments.parquet")
+    bad = j.iloc[:1].assign(product_id="no-such-product")
+    pd.concat([j, bad]).to_parquet(shop / "judgments.parquet")
+    r = runner.invoke(app, ["evaluate", "search", str(shop), "--protocol", "rerank", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout.strip().splitlines()[-1])
+    # the skipped judgment is reported, in the JSON and on stderr, not dropped silently
+    assert any("judgments" in w and "not in the catalog" in w for w in out["extra"]["input_warnings"])
+    assert "warning: judgments" in r.stderr
     assert {"dataset", "task", "protocol", "k", "metrics", "baselines", "seconds"} <= set(out)
     assert out["task"] == "search" and out["protocol"] == "rerank" and out["k"] == 10
     assert {"ndcg@10", "hr@10", "mrr@10", "precision@10", "recall@10"} <= set(out["metrics"])

@@ -166,6 +166,8 @@ def serve(
 
 def _print_report(report, as_json: bool) -> None:
     d = report.to_dict()
+    for w in d.get("extra", {}).get("input_warnings", []):
+        typer.echo(f"warning: {w}", err=True)
     if as_json:
         typer.echo(json.dumps(d))
         return

@@ -29,3 +29,13 @@ class EvalReport:
 def stable_half(product_id: str) -> bool:
     """The fixed half of products chosen by a hash of the id (cross-modal protocol)."""
     return hashlib.md5(str(product_id).encode()).digest()[0] % 2 == 0
+
+
+def input_warnings(ds) -> dict[str, list[str]]:
+    """The loader's findings (rows skipped, fields cleared) for the report's ``extra``.
+
+    An evaluation that silently dropped judgments or events would report a
+    number about a different folder than the one named.
+    """
+    found = [str(w) for w in getattr(ds, "warnings", None) or []]
+    return {"input_warnings": found} if found else {}

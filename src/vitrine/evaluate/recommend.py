@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from vitrine.data.dataset import Dataset, load_dataset
 from vitrine.engine import Engine
-from vitrine.evaluate.common import EvalReport
+from vitrine.evaluate.common import EvalReport, input_warnings
 from vitrine.evaluate.metrics import evaluate_rankings
 from vitrine.results import top_k
 
@@ -164,7 +164,8 @@ def run_recommend(
     cold_truth = {u: truth[u] for u in cold_users}
     item_counts = chosen["product_id"].value_counts().to_dict()
     cold_items = {u: t for u, t in truth.items() if item_counts.get(next(iter(t)), 0) < COLD_PRODUCT_EVENTS}
-    extra = {"users": len(truth), "cold_users": len(cold_users), "cold_products": len(cold_items)}
+    extra = {"users": len(truth), "cold_users": len(cold_users), "cold_products": len(cold_items),
+             **input_warnings(ds)}
     if cold_truth:
         extra["cold_user_metrics"] = {n: evaluate_rankings(cold_truth, runs[n], k=k) for n in runs}
     if cold_items:

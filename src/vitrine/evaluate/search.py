@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from vitrine.data.dataset import Dataset, load_dataset
 from vitrine.engine import Engine
-from vitrine.evaluate.common import EvalReport, stable_half
+from vitrine.evaluate.common import EvalReport, input_warnings, stable_half
 from vitrine.evaluate.metrics import evaluate_rankings
 from vitrine.results import top_k
 
@@ -96,5 +96,5 @@ def run_search(
     return EvalReport(
         dataset=ds.name, task="search", protocol=protocol, k=k,
         metrics=results.pop("vitrine"), baselines=results, seconds=round(time.time() - t0, 2),
-        extra={"queries": len(truth)},
+        extra={"queries": len(truth), **input_warnings(ds)},
     )
