@@ -34,6 +34,22 @@ def test_leave_last_out_holds_out_the_last_interaction_not_an_impression() -> No
     assert sorted(zip(train["user_id"], train["product_id"], strict=True)) == [("a", "x"), ("b", "v")]
 
 
+def test_leave_last_out_drops_the_steps_that_led_to_the_held_out_choice() -> None:
+    """Clicks and carts of the product bought next would make it "seen", and a seen product is never ranked."""
+    at = pd.Timestamp("2024-01-01")
+    rows = [  # user, product, hour, event, session
+        ("c", "q", 0, "click", "s1"), ("c", "r", 1, "click", "s1"), ("c", "q", 2, "add_to_cart", "s1"),
+        ("c", "q", 3, "purchase", "s1"),  # the funnel of q is in the held-out visit: out of training
+        ("d", "q", 0, "purchase", None), ("d", "m", 1, "purchase", None), ("d", "n", 2, "click", None),
+        ("d", "n", 3, "purchase", None),  # no sessions: the run of n just before it goes; the older q stays
+    ]
+    ev = pd.DataFrame([(u, p, at + pd.Timedelta(hours=h), e, s) for u, p, h, e, s in rows],
+                      columns=["user_id", "product_id", "timestamp", "event", "session_id"])
+    train, test = leave_last_out(ev)
+    assert dict(zip(test["user_id"], test["product_id"], strict=True)) == {"c": "q", "d": "n"}
+    assert sorted(zip(train["user_id"], train["product_id"], strict=True)) == [("c", "r"), ("d", "m"), ("d", "q")]
+
+
 def _tiny_dataset(folder: Path, n_users: int = 120, n_items: int = 60, impressions: bool = False) -> Path:
     """Users walk along a chain of products (order matters); with ``impressions``, each purchase
     happens on a logged page of five shown products, and a last page is shown after it."""

@@ -59,8 +59,9 @@ def leave_last_out(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     chose, so the held-out event is the last click, cart or purchase. The
     user's events from it on leave training: later ones are the future, and
     the impressions of the page it happened on (same ``request_id``) would
-    tell a model what was on screen. On a log of purchases alone this is
-    plain leave-last-out.
+    tell a model what was on screen. So do the steps that led straight to
+    it (a click and a cart of the same product just before its purchase).
+    On a log of purchases of distinct products this is plain leave-last-out.
     """
     ev = events.reset_index(drop=True)
     ev = ev.assign(_order=np.arange(len(ev))).sort_values(["user_id", "timestamp", "_order"], kind="stable")
@@ -69,12 +70,30 @@ def leave_last_out(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     test = chosen[~chosen["user_id"].duplicated(keep="last")]
     cut = ev["user_id"].map(dict(zip(test["user_id"], test["_order"], strict=True)))
     keep = cut.isna().to_numpy() | (ev["_order"] < cut).to_numpy()
+    keep &= ~ev["_order"].isin(_funnel(chosen, test)).to_numpy()
     if "request_id" in ev:
         page = dict(zip(test["user_id"], test["request_id"], strict=True))
         same = ev["request_id"].notna() & (ev["request_id"] == ev["user_id"].map(page))
         keep &= ~same.to_numpy()
     train = ev[keep].drop(columns="_order").sort_values("timestamp", kind="stable")
     return train, test.drop(columns="_order")
+
+
+def _funnel(chosen: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+    """``_order`` of the steps that led to each held-out event: the same
+    product chosen in the same session, or just before it (no session ids).
+
+    Left in training, a click or cart of the product bought next would make
+    it "seen", and a seen product is never ranked.
+    """
+    target = chosen["user_id"].map(dict(zip(test["user_id"], test["product_id"], strict=True)))
+    same = chosen["product_id"] == target
+    before = chosen[~same].groupby("user_id")["_order"].max()
+    steps = same & (chosen["_order"] > chosen["user_id"].map(before).fillna(-1))
+    if "session_id" in chosen:
+        visit = chosen["user_id"].map(dict(zip(test["user_id"], test["session_id"], strict=True)))
+        steps |= same & chosen["session_id"].notna() & (chosen["session_id"] == visit)
+    return chosen.loc[steps, "_order"].to_numpy()
 
 
 # A scorer maps (user keys, engine) -> function(user key) -> scores over all catalog rows.
