@@ -104,8 +104,13 @@ class TextBlind:
     @classmethod
     def load(cls, folder: Path, names: list[str]) -> TextBlind:
         meta = json.loads((folder / "text_blind.json").read_text())
-        kind = ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
-        return cls(kind.load(folder, [names[j] for j in meta["cols"]]), meta["cols"], meta["a"], meta["b"])
+        model = _tree_model(folder).load(folder, [names[j] for j in meta["cols"]])
+        return cls(model, meta["cols"], meta["a"], meta["b"])
+
+
+def _tree_model(folder: Path) -> type[LambdaMART]:
+    """Which kind of tree model a folder holds: the click model or LambdaMART."""
+    return ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
 
 
 class LazyExplanations(Sequence):
@@ -611,8 +616,7 @@ class SearchRanker:
 
             self.model_ = NeuralRanker.load(folder)
         elif meta.get("has_model"):
-            cls_ = ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
-            self.model_ = cls_.load(folder, self.feature_names_)
+            self.model_ = _tree_model(folder).load(folder, self.feature_names_)
         blind = folder / "text_blind" / "text_blind.json"
         self.text_blind_ = TextBlind.load(blind.parent, self.feature_names_) if blind.exists() else None
         self.fitted_ = True
@@ -662,9 +666,7 @@ def _usable(X: np.ndarray) -> np.ndarray:
     # max > min instead of nanstd: same answer, and no "degrees of freedom"
     # warning for the all-empty columns a catalog without that field gives.
     fin = np.isfinite(X)
-    lo = np.where(fin, X, np.inf).min(axis=0)
-    hi = np.where(fin, X, -np.inf).max(axis=0)
-    return fin.any(0) & (hi > lo)
+    return np.where(fin, X, -np.inf).max(axis=0) > np.where(fin, X, np.inf).min(axis=0)
 
 
 def _prime_queries(retriever, queries: list[str]) -> None:
