@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vitrine.threads import torch_threads
+
 METHODS = ("concat", "weighted", "attention")
 
 
@@ -209,23 +211,26 @@ class ModalityFusion:
         best, best_state = val_loss(), {k: v.detach().clone() for k, v in p.items()}
         self.history_.append(best)
         t0 = time.time()
-        for _ in range(self.epochs):
-            perm = rng.permutation(tr)
-            for s in range(0, len(perm), self.batch_size):
-                idx = torch.from_numpy(perm[s: s + self.batch_size])
-                neg = torch.from_numpy(rng.integers(0, n, self.negatives))
-                opt.zero_grad()
-                loss = loss_of(idx, neg)
-                loss.backward()
-                opt.step()
+        with torch_threads() as gov:
+            for _ in range(self.epochs):
+                perm = rng.permutation(tr)
+                for s in range(0, len(perm), self.batch_size):
+                    idx = torch.from_numpy(perm[s: s + self.batch_size])
+                    neg = torch.from_numpy(rng.integers(0, n, self.negatives))
+                    opt.zero_grad()
+                    loss = loss_of(idx, neg)
+                    loss.backward()
+                    opt.step()
+                    gov.tick()
+                    if time.time() - t0 > self.seconds:
+                        break
+                v = val_loss()
+                gov.tick(0)  # the validation pass is not a step: restart the step clock
+                self.history_.append(v)
+                if v < best:
+                    best, best_state = v, {k: t.detach().clone() for k, t in p.items()}
                 if time.time() - t0 > self.seconds:
                     break
-            v = val_loss()
-            self.history_.append(v)
-            if v < best:
-                best, best_state = v, {k: t.detach().clone() for k, t in p.items()}
-            if time.time() - t0 > self.seconds:
-                break
         self.state_ = {k: v.numpy().astype(np.float32) for k, v in best_state.items()}
         if self.method == "attention":
             logits = queries @ self.state_["A"].T + self.state_["b"]

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vitrine.threads import torch_threads
+
 MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
 MAX_BYTES = 30 * 1024 * 1024
 URL_TIMEOUT = 10.0
@@ -368,6 +370,10 @@ class ImageTower:
         start = time.time()
 
         def run(phase_epochs, phase_budget, params, with_cnn, lr):
+            with torch_threads(dev) as gov:
+                steps_of(phase_epochs, phase_budget, params, with_cnn, lr, gov)
+
+        def steps_of(phase_epochs, phase_budget, params, with_cnn, lr, gov):
             opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
             t0, total = time.time(), phase_epochs * steps
             step = 0
@@ -392,6 +398,7 @@ class ImageTower:
                     opt.step()
                     losses.append(float(loss.detach()))
                     step += 1
+                    gov.tick()
                 if losses:
                     self.history_.append(float(np.mean(losses)))
                 bar.update(1)
@@ -414,8 +421,9 @@ class ImageTower:
         dev = self._device()
         out, terms = [], []
         views = (False,) if not self.cnn else (False, True)  # the tower was trained on mirrored images too
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(dev) as gov:
             for s in range(0, len(images), batch_size):
+                gov.tick()  # times the batch before this one (only the last batch is short)
                 x = _to_tensor(images[s: s + batch_size]).to(dev) if self.cnn else None
                 h = torch.from_numpy(side_features(images[s: s + batch_size])).to(dev)
                 zs, lgs = [], []

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vitrine.threads import torch_threads
+
 
 class QueryTuner:
     """Fine-tunes the query side of a sentence-transformers model.
@@ -89,31 +91,33 @@ class QueryTuner:
         start = time.time()
         steps = max(1, -(-len(queries) // self.batch_size))
         bar = tqdm(total=self.epochs * steps, desc="tune query encoder", unit="step", disable=not progress)
-        for _ in range(self.epochs):
-            model.train()
-            order = rng.permutation(len(queries))
-            losses = []
-            for s in range(steps):
-                batch = [queries[i] for i in order[s * self.batch_size: (s + 1) * self.batch_size]]
-                target = torch.zeros(len(batch), len(items), device=device)
-                for i, q in enumerate(batch):
-                    rows, gain = pairs[q]
-                    target[i, torch.as_tensor(rows.copy(), device=device)] = torch.as_tensor(gain / gain.sum(), device=device).float()
-                prep = getattr(model, "preprocess", None) or model.tokenize
-                feats = {k: v.to(device) if hasattr(v, "to") else v for k, v in prep(batch).items()}
-                e = torch.nn.functional.normalize(model(feats)["sentence_embedding"], dim=1)
-                logp = torch.log_softmax(e @ items.T / self.temperature, dim=1)
-                loss = -(target * logp).sum(1).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-                bar.update(1)
+        with torch_threads(str(device).split(":")[0]) as gov:
+            for _ in range(self.epochs):
+                model.train()
+                order = rng.permutation(len(queries))
+                losses = []
+                for s in range(steps):
+                    batch = [queries[i] for i in order[s * self.batch_size: (s + 1) * self.batch_size]]
+                    target = torch.zeros(len(batch), len(items), device=device)
+                    for i, q in enumerate(batch):
+                        rows, gain = pairs[q]
+                        target[i, torch.as_tensor(rows.copy(), device=device)] = torch.as_tensor(gain / gain.sum(), device=device).float()
+                    prep = getattr(model, "preprocess", None) or model.tokenize
+                    feats = {k: v.to(device) if hasattr(v, "to") else v for k, v in prep(batch).items()}
+                    e = torch.nn.functional.normalize(model(feats)["sentence_embedding"], dim=1)
+                    logp = torch.log_softmax(e @ items.T / self.temperature, dim=1)
+                    loss = -(target * logp).sum(1).mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    losses.append(float(loss.detach()))
+                    bar.update(1)
+                    gov.tick(len(batch))
+                    if time.time() - start > self.max_seconds:
+                        break
+                self.history_.append(float(np.mean(losses)))
                 if time.time() - start > self.max_seconds:
                     break
-            self.history_.append(float(np.mean(losses)))
-            if time.time() - start > self.max_seconds:
-                break
         bar.close()
         self.seconds_ = time.time() - start
         model.eval()

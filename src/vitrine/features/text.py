@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vitrine.threads import torch_threads
+
 _MODELS: dict[tuple[str, str], object] = {}
 
 
@@ -152,6 +154,23 @@ class TextEncoder:
             return None
         return EmbeddingCache(Path(self.cache_dir).expanduser() / "text" / _model_key(self.model_path))
 
+    def _encode_timed(self, st, texts: list[str], gov) -> np.ndarray:
+        """Encode in runs of a few batches, shortest texts first, so the thread
+        governor can time each run by its characters (and padding stays small)."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = None
+        step = 2 * self.batch_size
+        for s in range(0, len(order), step):
+            idx = order[s: s + step]
+            part = [texts[i] for i in idx]
+            v = st.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
+                          convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+            if out is None:
+                out = np.empty((len(texts), v.shape[1]), np.float32)
+            out[idx] = v
+            gov.tick(sum(map(len, part)) + len(part))
+        return out
+
     def encode(self, texts: Sequence[str], progress: bool = False, chunk: int = 2048) -> np.ndarray:
         """Embed texts; returns an array (len(texts), dim) of unit-norm float32 rows."""
         texts = [(t or "")[: self.max_chars] for t in texts]
@@ -171,15 +190,15 @@ class TextEncoder:
         if new_texts:
             st = self._st()
             bar = tqdm(total=len(new_texts), desc="encode text", unit="text", disable=not progress)
-            for s in range(0, len(new_texts), chunk):
-                part = new_texts[s: s + chunk]
-                v = st.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
-                              convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
-                pk = new_keys[s: s + chunk]
-                new_vecs.update(zip(pk, v, strict=True))
-                if cache:
-                    cache.put(pk, v)
-                bar.update(len(part))
+            with torch_threads(st.device.type) as gov:
+                for s in range(0, len(new_texts), chunk):
+                    part = new_texts[s: s + chunk]
+                    v = self._encode_timed(st, part, gov)
+                    pk = new_keys[s: s + chunk]
+                    new_vecs.update(zip(pk, v, strict=True))
+                    if cache:
+                        cache.put(pk, v)
+                    bar.update(len(part))
             bar.close()
             self.encoded_ += len(new_texts)
         dim = next((v.shape[0] for v in found if v is not None), None)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vitrine.threads import torch_threads
+
 
 def _torch():
     import torch
@@ -173,9 +175,19 @@ class SASRec:
         t0 = time.time()
         epochs = self.epochs if epochs is None else epochs
         self.module_.train()
+        with torch_threads(dev) as gov:
+            self._epochs(x, y, lens, gen, epochs, t0, max_seconds, gov)
+        self.seconds_ += time.time() - t0
+        self.module_.eval()
+        self._cache_items()
+        return self
+
+    def _epochs(self, x, y, lens, gen, epochs: int, t0: float, max_seconds: float, gov) -> None:
+        torch = _torch()
+        dev = self._device()
         for _ in range(epochs):
             # batches of similar length (shuffled within and across), trimmed to their longest sequence
-            noise = torch.rand(len(data), generator=gen)
+            noise = torch.rand(len(lens), generator=gen)
             order = torch.argsort(lens.float() + noise * 2.0)
             batches = list(torch.split(order, self.batch_size))
             batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
@@ -202,16 +214,13 @@ class SASRec:
                 self.opt_.step()
                 total += float(loss.detach()) * len(tv)
                 count += len(tv)
+                gov.tick(len(idx) * width)  # a batch costs about its padded length
                 if time.time() - t0 > max_seconds:
                     break
             self.history_.append(total / max(count, 1))
             self.epochs_done_ += 1
             if time.time() - t0 > max_seconds:
                 break
-        self.seconds_ += time.time() - t0
-        self.module_.eval()
-        self._cache_items()
-        return self
 
     def _cache_items(self) -> None:
         torch = _torch()

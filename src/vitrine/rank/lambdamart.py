@@ -9,6 +9,7 @@ import numpy as np
 
 from vitrine.rank.features import GROUPS, feature_group
 from vitrine.rank.labels import MAX_LABEL, label_gain
+from vitrine.threads import lightgbm_threads
 
 
 _local = threading.local()
@@ -23,6 +24,14 @@ def predict_threads(n: int) -> None:
 def _threads() -> dict:
     n = getattr(_local, "n", 0)
     return {"num_threads": n} if n else {}
+
+
+def _train(params: dict, data, rounds: int, callbacks: list | None = None, **kw):
+    """``lightgbm.train`` on as many of ``params``' threads as run fastest (vitrine.threads)."""
+    import lightgbm as lgb
+
+    with lightgbm_threads(int(params.get("num_threads", 0))) as governor:
+        return lgb.train(params, data, num_boost_round=rounds, callbacks=[*(callbacks or []), governor], **kw)
 
 
 class LambdaMART:
@@ -99,8 +108,7 @@ class LambdaMART:
             va, gva = take(valid)
             sets.append(lgb.Dataset(X[va], y[va], group=gva, reference=dtr, **kw))
             cbs.append(lgb.early_stopping(self.patience, verbose=False))
-        return lgb.train(self._params(seed), dtr, num_boost_round=self.n_estimators,
-                         valid_sets=sets[1:] or None, callbacks=cbs)
+        return _train(self._params(seed), dtr, self.n_estimators, cbs, valid_sets=sets[1:] or None)
 
     def _members(self) -> list:
         return getattr(self, "boosters_", None) or [self.booster_]
@@ -225,7 +233,7 @@ class ClickModel(LambdaMART):
             return self._grad_hess(preds, ctr, ttr, wtr)
 
         params = dict(self._params(), objective=fobj)
-        booster = lgb.train(params, dtr, num_boost_round=self.n_estimators)
+        booster = _train(params, dtr, self.n_estimators)
         best = self.n_estimators
         if va.any():
             Xv, cv, tv, wv = X[va], click[va], theta[va], weight[va]

@@ -57,6 +57,7 @@ from tqdm import tqdm
 
 from vitrine.rank.features import GROUPS, feature_group, live_history, to_matrix
 from vitrine.rank.ranker import LazyExplanations, SearchRanker
+from vitrine.threads import torch_threads
 
 N_BUCKETS = 1 << 15  # hashed word embedding rows (index 0 = padding)
 ITEM_TOKENS = 24  # words kept per product
@@ -369,13 +370,15 @@ class NeuralRanker:
         for epoch in bar:
             net.train()
             tot, m = 0.0, 0
-            for sel, b in batches(rng.permutation(tr)):
-                loss = self._loss(net, b, [groups[i] for i in sel], device)
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-                opt.step()
-                tot, m = tot + loss.item() * len(sel), m + len(sel)
+            with torch_threads(device) as gov:
+                for sel, b in batches(rng.permutation(tr)):
+                    loss = self._loss(net, b, [groups[i] for i in sel], device)
+                    opt.zero_grad()
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+                    opt.step()
+                    tot, m = tot + loss.item() * len(sel), m + len(sel)
+                    gov.tick(len(sel))
             net.eval()
             with torch.no_grad():
                 vl = sum(float(self._loss(net, b, [groups[i] for i in sel], device)) * len(sel)
