@@ -13,10 +13,7 @@ once with it off (PyTorch's and LightGBM's own thread counts), while
 * ``tower``: optimizer steps the image tower completes in its time budget
   (random 64 px images; more steps is more training for the same seconds);
 * ``text``: MiniLM texts encoded per second (no cache);
-* ``lightgbm``: seconds for 150 LambdaMART rounds on 200k random rows;
-* ``als``: seconds for ``implicit`` ALS (128 factors, 15 iterations) on a
-  random 50k x 20k matrix of 1M events (the governor only picks the
-  starting count here: implicit's loops cannot be timed from outside).
+* ``lightgbm``: seconds for 150 LambdaMART rounds on 200k random rows.
 
 Prints a table and one JSON object on the last line.
 """
@@ -31,7 +28,7 @@ import subprocess
 import sys
 import time
 
-WORKLOADS = ("tower", "text", "lightgbm", "als")
+WORKLOADS = ("tower", "text", "lightgbm")
 
 
 def _spin() -> None:
@@ -89,23 +86,9 @@ def lightgbm(rows: int) -> dict:
     return {"seconds": round(time.perf_counter() - t0, 1)}
 
 
-def als() -> dict:
-    import numpy as np
-    import scipy.sparse as sp
-
-    from vitrine.personal.cf import ALS
-
-    rng = np.random.default_rng(0)
-    m = sp.csr_matrix((np.ones(1_000_000, np.float32), (rng.integers(0, 50_000, 1_000_000),
-                                                         rng.zipf(1.3, 1_000_000) % 20_000)), shape=(50_000, 20_000))
-    t0 = time.perf_counter()
-    ALS(threads=2).fit(m)
-    return {"seconds": round(time.perf_counter() - t0, 1)}
-
-
 def _child(args: argparse.Namespace) -> None:
     fn = {"tower": lambda: tower(args.tower_seconds), "text": lambda: text(args.texts),
-          "lightgbm": lambda: lightgbm(args.lgb_rows), "als": als}[args.child]
+          "lightgbm": lambda: lightgbm(args.lgb_rows)}[args.child]
     print(json.dumps(fn()))
 
 
@@ -148,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
             for p in spinners:
                 p.terminate()
     print(f"{'workload':<10}{'neighbours':>11}{'fixed':>12}{'governed':>12}{'governed/fixed':>16}")
-    key = {"tower": "steps", "text": "per_s", "lightgbm": "seconds", "als": "seconds"}
+    key = {"tower": "steps", "text": "per_s", "lightgbm": "seconds"}
     for w in args.workloads:
         for k in args.neighbours:
             for r in range(args.repeat):

@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from vitrine.threads import start_threads
-
 
 def user_item_matrix(seqs: list[np.ndarray], wts: list[np.ndarray], n_items: int) -> sp.csr_matrix:
     """Users x items CSR of summed event weights (rows in the order of ``seqs``)."""
@@ -326,11 +324,9 @@ class ALS:
     def fit(self, user_items: sp.csr_matrix, content: np.ndarray | None = None) -> ALS:
         from implicit.cpu.als import AlternatingLeastSquares
 
-        # implicit's OpenMP loops cannot be timed from here: a core held by another process at the
-        # start means one thread (vitrine.threads: two spinning threads crawl beside a neighbour).
         model = AlternatingLeastSquares(
             factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-            iterations=self.iterations, num_threads=start_threads(self.threads), random_state=self.seed,
+            iterations=self.iterations, num_threads=self.threads, random_state=self.seed,
         )
         model.fit(user_items.astype(np.float32), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
