@@ -12,6 +12,8 @@ once with it off (PyTorch's and LightGBM's own thread counts), while
 
 * ``tower``: optimizer steps the image tower completes in its time budget
   (random 64 px images; more steps is more training for the same seconds);
+* ``sasrec``: optimizer steps SASRec (dim 32) completes in the same budget
+  (20,000 random sequences of 3-60 products out of 12,000);
 * ``text``: MiniLM texts encoded per second (no cache);
 * ``lightgbm``: seconds for 150 LambdaMART rounds on 200k random rows.
 
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import time
 
-WORKLOADS = ("tower", "text", "lightgbm")
+WORKLOADS = ("tower", "sasrec", "text", "lightgbm")
 
 
 def _spin() -> None:
@@ -42,19 +44,38 @@ def tower(seconds: float) -> dict:
 
     from vitrine.features.image import ImageTower
 
-    steps = [0]
-    step = torch.optim.AdamW.step
-
-    def counted(self, *a, **k):
-        steps[0] += 1
-        return step(self, *a, **k)
-
-    torch.optim.AdamW.step = counted
+    steps = _count_steps(torch.optim.AdamW)
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, size=(4000, 64, 64, 3), dtype=np.uint8)
     tv = rng.normal(size=(4000, 384)).astype(np.float32)
     t0 = time.perf_counter()
     ImageTower(max_seconds=seconds).fit(imgs, tv)
+    return {"steps": steps[0], "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _count_steps(optimizer) -> list[int]:
+    steps = [0]
+    step = optimizer.step
+
+    def counted(self, *a, **k):
+        steps[0] += 1
+        return step(self, *a, **k)
+
+    optimizer.step = counted
+    return steps
+
+
+def sasrec(seconds: float) -> dict:
+    import numpy as np
+    import torch
+
+    from vitrine.personal.sequential import SASRec
+
+    steps = _count_steps(torch.optim.Adam)
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(0, 12_000, size=rng.integers(3, 60)) for _ in range(20_000)]
+    t0 = time.perf_counter()
+    SASRec(dim=32).fit(seqs, 12_000, max_seconds=seconds)
     return {"steps": steps[0], "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -87,7 +108,7 @@ def lightgbm(rows: int) -> dict:
 
 
 def _child(args: argparse.Namespace) -> None:
-    fn = {"tower": lambda: tower(args.tower_seconds), "text": lambda: text(args.texts),
+    fn = {"tower": lambda: tower(args.tower_seconds), "sasrec": lambda: sasrec(args.tower_seconds), "text": lambda: text(args.texts),
           "lightgbm": lambda: lightgbm(args.lgb_rows)}[args.child]
     print(json.dumps(fn()))
 
@@ -105,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--neighbours", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
-    ap.add_argument("--tower-seconds", type=float, default=30.0)
+    ap.add_argument("--tower-seconds", type=float, default=30.0, help="budget of the tower and SASRec")
     ap.add_argument("--texts", type=int, default=3000)
     ap.add_argument("--lgb-rows", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=1)
@@ -131,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
             for p in spinners:
                 p.terminate()
     print(f"{'workload':<10}{'neighbours':>11}{'fixed':>12}{'governed':>12}{'governed/fixed':>16}")
-    key = {"tower": "steps", "text": "per_s", "lightgbm": "seconds"}
+    key = {"tower": "steps", "sasrec": "steps", "text": "per_s", "lightgbm": "seconds"}
     for w in args.workloads:
         for k in args.neighbours:
             for r in range(args.repeat):

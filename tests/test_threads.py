@@ -31,7 +31,8 @@ class FakeLoop:
         return used
 
 
-@pytest.mark.parametrize(("cost", "winner"), [({2: 1.0, 1: 1.6}, 2), ({2: 8.0, 1: 1.0}, 1)])
+# The last case: one thread a little faster is within the noise of three steps, so all threads stay.
+@pytest.mark.parametrize(("cost", "winner"), [({2: 1.0, 1: 1.6}, 2), ({2: 8.0, 1: 1.0}, 1), ({2: 1.0, 1: 0.95}, 2)])
 def test_the_faster_thread_count_wins(cost, winner):
     loop = FakeLoop(cost)
     gov = ThreadGovernor(loop.set_threads, 2, hold=1000.0, clock=loop.clock)
