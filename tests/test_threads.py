@@ -54,6 +54,15 @@ def test_a_neighbour_that_arrives_later_is_noticed():
     assert gov.choices_[1] >= 1 and gov.choices_[2] >= 2
 
 
+def test_the_starting_count_stays_a_choice():
+    # 16 cores, 4 held by other processes: 16 threads crawl, one is slow, 12 is best.
+    loop = FakeLoop({16: 9.0, 12: 1.0, 1: 8.0}, start=12)
+    gov = ThreadGovernor(loop.set_threads, 16, hold=5.0, start=12, clock=loop.clock)
+    assert gov.options == (16, 12, 1)
+    used = loop.run(gov, 100)
+    assert used[-1] == 12 and set(gov.choices_) == {12}
+
+
 def test_steps_are_compared_per_unit():
     # Two threads take longer steps, but were handed steps twice as large: they still win per unit.
     loop = FakeLoop({2: 1.0, 1: 1.6})

@@ -33,7 +33,8 @@ FEWER_MARGIN = 1.1
 
 
 class ThreadGovernor:
-    """Times steps on ``most`` threads and on one thread, and runs on the faster.
+    """Times steps on ``most`` threads, on the starting count and on one thread,
+    and runs on the fastest.
 
     Parameters
     ----------
@@ -55,8 +56,9 @@ class ThreadGovernor:
                  clock: Callable[[], float] | None = None) -> None:  # fmt: skip
         self.set_threads, self.most, self.probe, self.hold = set_threads, int(most), probe, hold
         self.clock = clock or _clock
-        self.options = (self.most, 1) if self.most > 1 else ()
         self.threads_ = max(1, self.most if start is None else min(int(start), self.most))
+        # The starting count stays a choice: on 16 cores with 4 held elsewhere, 12 beats 16 and 1.
+        self.options = tuple(sorted({self.most, self.threads_, 1}, reverse=True)) if self.most > 1 else ()
         self.choices_: dict[int, int] = {}
         self._last: float | None = None
         self._start_round()
