@@ -371,39 +371,36 @@ class ImageTower:
 
         def run(phase_epochs, phase_budget, params, with_cnn, lr):
             with torch_threads(dev) as gov:
-                steps_of(phase_epochs, phase_budget, params, with_cnn, lr, gov)
-
-        def steps_of(phase_epochs, phase_budget, params, with_cnn, lr, gov):
-            opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-            t0, total = time.time(), phase_epochs * steps
-            step = 0
-            for _ in range(phase_epochs):
-                net.train()
-                perm = rng.permutation(n)
-                losses = []
-                for s in range(steps):
-                    frac = max(step / total, (time.time() - t0) / max(phase_budget, 1e-6))
-                    if frac >= 1:
+                opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+                t0, total = time.time(), phase_epochs * steps
+                step = 0
+                for _ in range(phase_epochs):
+                    net.train()
+                    perm = rng.permutation(n)
+                    losses = []
+                    for s in range(steps):
+                        frac = max(step / total, (time.time() - t0) / max(phase_budget, 1e-6))
+                        if frac >= 1:
+                            break
+                        for g in opt.param_groups:
+                            g["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * frac)))
+                        idx = torch.from_numpy(perm[s * bs: (s + 1) * bs])
+                        x = None
+                        if with_cnn:
+                            x = _augment(x_all[idx], rng).to(dev)
+                        yi = None if y is None else y[idx].to(dev).float()
+                        loss = self._loss(net(x, side[idx].to(dev), with_terms=True), t[idx].to(dev), yi)
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                        losses.append(float(loss.detach()))
+                        step += 1
+                        gov.tick()
+                    if losses:
+                        self.history_.append(float(np.mean(losses)))
+                    bar.update(1)
+                    if (time.time() - t0) >= phase_budget or step >= total:
                         break
-                    for g in opt.param_groups:
-                        g["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * frac)))
-                    idx = torch.from_numpy(perm[s * bs: (s + 1) * bs])
-                    x = None
-                    if with_cnn:
-                        x = _augment(x_all[idx], rng).to(dev)
-                    yi = None if y is None else y[idx].to(dev).float()
-                    loss = self._loss(net(x, side[idx].to(dev), with_terms=True), t[idx].to(dev), yi)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    losses.append(float(loss.detach()))
-                    step += 1
-                    gov.tick()
-                if losses:
-                    self.history_.append(float(np.mean(losses)))
-                bar.update(1)
-                if (time.time() - t0) >= phase_budget or step >= total:
-                    break
 
         head_params = [p for name, p in net.named_parameters() if not name.startswith(("body", "cnn_proj"))]
         run(self.head_epochs, budget * (self.head_share if self.cnn else 1.0), head_params, False, self.lr)

@@ -176,51 +176,46 @@ class SASRec:
         epochs = self.epochs if epochs is None else epochs
         self.module_.train()
         with torch_threads(dev) as gov:
-            self._epochs(x, y, lens, gen, epochs, t0, max_seconds, gov)
+            for _ in range(epochs):
+                # batches of similar length (shuffled within and across), trimmed to their longest sequence
+                noise = torch.rand(len(data), generator=gen)
+                order = torch.argsort(lens.float() + noise * 2.0)
+                batches = list(torch.split(order, self.batch_size))
+                batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+                total, count = 0.0, 0
+                for idx in batches:
+                    width = int(lens[idx].max())
+                    xb, yb = x[idx][:, -width:].to(dev), y[idx][:, -width:].to(dev)
+                    h = self.module_(xb)
+                    mask = yb >= 0
+                    hv, tv = h[mask], yb[mask]
+                    if self.n_items_ <= self.full_softmax_max or self.negatives >= self.n_items_:
+                        logits = hv @ self.module_.output().T
+                        loss = torch.nn.functional.cross_entropy(logits, tv)
+                    else:
+                        neg = torch.randint(0, self.n_items_, (self.negatives,), device=dev)
+                        # only the rows the loss reads: a tied catalog table costs a projection per row
+                        pos_logit = (hv * self.module_.embed(tv + 1)).sum(-1, keepdim=True)
+                        neg_logit = hv @ self.module_.embed(neg + 1).T
+                        neg_logit = neg_logit.masked_fill(neg[None] == tv[:, None], float("-inf"))
+                        logits = torch.cat([pos_logit, neg_logit], dim=1)
+                        loss = torch.nn.functional.cross_entropy(logits, torch.zeros_like(tv))
+                    self.opt_.zero_grad()
+                    loss.backward()
+                    self.opt_.step()
+                    total += float(loss.detach()) * len(tv)
+                    count += len(tv)
+                    gov.tick(len(idx) * width)  # a batch costs about its padded length
+                    if time.time() - t0 > max_seconds:
+                        break
+                self.history_.append(total / max(count, 1))
+                self.epochs_done_ += 1
+                if time.time() - t0 > max_seconds:
+                    break
         self.seconds_ += time.time() - t0
         self.module_.eval()
         self._cache_items()
         return self
-
-    def _epochs(self, x, y, lens, gen, epochs: int, t0: float, max_seconds: float, gov) -> None:
-        torch = _torch()
-        dev = self._device()
-        for _ in range(epochs):
-            # batches of similar length (shuffled within and across), trimmed to their longest sequence
-            noise = torch.rand(len(lens), generator=gen)
-            order = torch.argsort(lens.float() + noise * 2.0)
-            batches = list(torch.split(order, self.batch_size))
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
-            total, count = 0.0, 0
-            for idx in batches:
-                width = int(lens[idx].max())
-                xb, yb = x[idx][:, -width:].to(dev), y[idx][:, -width:].to(dev)
-                h = self.module_(xb)
-                mask = yb >= 0
-                hv, tv = h[mask], yb[mask]
-                if self.n_items_ <= self.full_softmax_max or self.negatives >= self.n_items_:
-                    logits = hv @ self.module_.output().T
-                    loss = torch.nn.functional.cross_entropy(logits, tv)
-                else:
-                    neg = torch.randint(0, self.n_items_, (self.negatives,), device=dev)
-                    # only the rows the loss reads: a tied catalog table costs a projection per row
-                    pos_logit = (hv * self.module_.embed(tv + 1)).sum(-1, keepdim=True)
-                    neg_logit = hv @ self.module_.embed(neg + 1).T
-                    neg_logit = neg_logit.masked_fill(neg[None] == tv[:, None], float("-inf"))
-                    logits = torch.cat([pos_logit, neg_logit], dim=1)
-                    loss = torch.nn.functional.cross_entropy(logits, torch.zeros_like(tv))
-                self.opt_.zero_grad()
-                loss.backward()
-                self.opt_.step()
-                total += float(loss.detach()) * len(tv)
-                count += len(tv)
-                gov.tick(len(idx) * width)  # a batch costs about its padded length
-                if time.time() - t0 > max_seconds:
-                    break
-            self.history_.append(total / max(count, 1))
-            self.epochs_done_ += 1
-            if time.time() - t0 > max_seconds:
-                break
 
     def _cache_items(self) -> None:
         torch = _torch()
