@@ -2,7 +2,7 @@
 
 Usage::
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties,als-blas,latency]
         [--sessions-per-user 8 32 ...]
 
 Prints one JSON object per run (the `--json` contract of `vitrine evaluate
@@ -198,6 +198,132 @@ def _knn_ties() -> dict:
             "extra": {"users": n, "held_out_scored_0": int(zero), "share_scored_0": zero / n}}
 
 
+def _stderr_lines(fn, marker: bytes):
+    """Run ``fn`` with file descriptor 2 captured: (result, seconds, lines of stderr containing ``marker``)."""
+    import os
+
+    with tempfile.TemporaryFile() as f:
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            t = time.time()
+            out = fn()
+            sec = time.time() - t
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        return out, sec, f.read().count(marker)
+
+
+def _als_blas() -> dict:
+    """``implicit`` ALS on amazon-beauty's training matrix, BLAS threads as loaded against one.
+
+    implicit solves users in OpenMP loops that call BLAS; OpenBLAS's own threads inside
+    them print "Detect OpenMP Loop" per call and slow the fit. ``vitrine.personal.cf.ALS``
+    fits under ``threadpool_limits(1, "blas")``; this times ``implicit`` both ways.
+    """
+    import torch  # noqa: F401  (loaded in every vitrine fit; OpenBLAS only prints the warning with it)
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    from vitrine.data import load_dataset
+    from vitrine.data.catalog import Catalog
+    from vitrine.evaluate.recommend import leave_last_out
+    from vitrine.personal.cf import user_item_matrix
+    from vitrine.personal.personalizer import _sequences
+
+    ds = load_dataset(SHARED / "amazon-beauty", check_images=False)
+    cat = Catalog(ds.products)
+    train, _ = leave_last_out(ds.events)
+    seqs = _sequences(train, cat, {"purchase": 1.0})
+    ui = user_item_matrix([r for _, r, _, _ in seqs], [w for _, _, w, _ in seqs], len(cat)).astype(np.float32)
+    out = {}
+    for name, factors, iters in (("reference ALS (baseline)", 256, 20), ("vitrine als", 128, 15)):
+        res = {}
+        for mode in ("blas threads as loaded", "one blas thread"):
+            model = AlternatingLeastSquares(factors=factors, regularization=0.1, alpha=20.0, iterations=iters,
+                                            num_threads=2, random_state=0)
+
+            def fit(model=model, mode=mode):
+                if mode == "one blas thread":
+                    with threadpool_limits(1, "blas"):
+                        model.fit(ui, show_progress=False)
+                else:
+                    model.fit(ui, show_progress=False)
+                return np.asarray(model.item_factors)
+
+            factors_, sec, warnings = _stderr_lines(fit, b"OpenMP Loop")
+            res[mode] = {"seconds": round(sec, 2), "openblas_warnings": int(warnings), "factors": factors_}
+        a, b = res["blas threads as loaded"].pop("factors"), res["one blas thread"].pop("factors")
+        res["max_abs_factor_difference"] = float(np.abs(a - b).max())
+        res["speedup"] = round(res["blas threads as loaded"]["seconds"] / res["one blas thread"]["seconds"], 2)
+        out[name] = res
+    return {"dataset": "amazon-beauty", "task": "als-blas", "users": ui.shape[0], "products": ui.shape[1],
+            "nnz": int(ui.nnz), "metrics": out}
+
+
+def _stand_in(n_sources: int, rounds: int = 300):
+    """A learned blend of the kept models' size (``rounds`` trees of 7 leaves) fitted on noise."""
+    import lightgbm as lgb
+
+    from vitrine.personal.stacker import PARAMS, Stacker
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 2 * n_sources + 3))
+    y = (rng.random(20_000) < 0.05).astype(float)
+    st = Stacker()
+    st.booster_ = lgb.train(PARAMS, lgb.Dataset(X, y, group=[20] * 1000), num_boost_round=rounds)
+    return st
+
+
+def _latency(users: int = 1000) -> dict:
+    """Per-shopper time of ``recommend`` and ``score_candidates`` on amazon-beauty, learned blends on and off.
+
+    One fit (``Personalizer`` on the leave-last-out training events, no retriever vectors);
+    the same shoppers are served with the learned blends and with them detached. A model the
+    fit refused is replaced by a stand-in of the same size, so both paths are always timed.
+    """
+    from vitrine.data import load_dataset
+    from vitrine.data.catalog import Catalog
+    from vitrine.evaluate.recommend import leave_last_out
+    from vitrine.personal import Personalizer
+
+    ds = load_dataset(SHARED / "amazon-beauty", check_images=False)
+    cat = Catalog(ds.products)
+    train, test = leave_last_out(ds.events)
+    t = time.time()
+    p = Personalizer().fit(train, cat)
+    fit_s = time.time() - t
+    keys = list(test["user_id"].iloc[:users])
+    rng = np.random.default_rng(0)
+    lists = [rng.choice(len(cat), 20, replace=False) for _ in keys]
+    kept = {"candidate": p.candidate_stacker_, "head": p.head_stacker_}
+    for name in ("candidate_stacker_", "head_stacker_"):
+        if getattr(p, name) is None:  # refused on this fit: time a stand-in of the same size instead
+            setattr(p, name, _stand_in(len(p._active())))
+    out = {}
+    for mode in ("learned blends", "linear blends"):
+        if mode == "linear blends":
+            p.candidate_stacker_ = p.head_stacker_ = None
+        p.cache_.clear()
+        for k in keys[:50]:  # warm the per-shopper states both modes reuse
+            p.recommend(k, k=10)
+        t = time.time()
+        for k in keys:
+            p._changed()  # no memo between calls: each call scores from the profile
+            p.recommend(k, k=10)
+        rec = (time.time() - t) / len(keys) * 1000
+        t = time.time()
+        for k, rows in zip(keys, lists, strict=True):
+            p._changed()
+            p.score_candidates(k, rows)
+        cand = (time.time() - t) / len(keys) * 1000
+        out[mode] = {"recommend_ms": round(rec, 2), "score_candidates_ms": round(cand, 2)}
+    return {"dataset": "amazon-beauty", "task": "latency", "users": len(keys), "fit_seconds": round(fit_s, 1),
+            "kept": {k: v is not None for k, v in kept.items()}, "tuning": p.tuning_, "metrics": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-users", type=int, default=None)
@@ -222,6 +348,10 @@ def main() -> None:
                 print(json.dumps(_synth_utility(spu)), flush=True)
         elif name == "knn-ties":
             print(json.dumps(_knn_ties()), flush=True)
+        elif name == "latency":
+            print(json.dumps(_latency()), flush=True)
+        elif name == "als-blas":
+            print(json.dumps(_als_blas()), flush=True)
         elif (SHARED / ("amazon-beauty" if name == "beauty" else "amazon-games")).exists():
             print(json.dumps(runs[name]().to_dict()), flush=True)
 

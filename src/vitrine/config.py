@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Training and encoding loops time one thread against all of them and keep the faster
     # (vitrine.threads): two OpenMP threads crawl when another process holds a core.
     adaptive_threads: bool = True
+    # Recommendations: LambdaMART over the personal sources' scores, kept where it beats the
+    # tuned linear blend on tuning shoppers it did not see (vitrine.personal.stacker).
+    learned_blends: bool = True
     seed: int = 0
 
     @field_validator("ranker")

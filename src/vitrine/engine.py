@@ -131,6 +131,7 @@ class Engine:
         personal = Personalizer(
             event_weights=self.settings.event_weights, seed=self.settings.seed,
             seq_params={"device": resolve_device(self.settings.device)},
+            learned_blends=self.settings.learned_blends,
         ).fit(events, catalog, item_vectors=item_vectors)
         with self._lock:
             self.catalog_, self.retriever_, self.personal_ = catalog, retriever, personal

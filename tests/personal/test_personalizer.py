@@ -244,3 +244,74 @@ def test_title_source_and_candidate_only_low_rank_model() -> None:
                          ("title",))["title"]
     assert z[5] > z[4]
     assert p.score_candidates(user, np.array([4, 5])).shape == (2,)
+
+
+def test_learned_blends_are_checked_served_and_saved(split, monkeypatch, tmp_path) -> None:
+    from vitrine.personal import personalizer as mod
+    from vitrine.personal.stacker import Stacker, features
+
+    _, cat, train, test, _ = split
+    monkeypatch.setattr(mod, "STACK_USERS", 100)  # this shop has 250 tuning shoppers
+    p = Personalizer(**{**FAST, "sources": ("itemknn", "transitions", "content", "popularity")}).fit(train, cat)
+    for name in ("candidate_stacker", "head_stacker"):
+        chk = p.tuning_[name]
+        assert (getattr(p, f"{name}_") is not None) == chk["kept"]
+        if chk["kept"]:  # kept only when it beat the linear blend on shoppers it did not see
+            assert chk["stacker"] - chk["linear"] >= chk["gain_se"] - 1e-4 and chk["check_lists"] > 0
+
+    # A learned blend that prefers the *lowest* linear blend shows whether it is what ranks.
+    rng = np.random.default_rng(0)
+    X, blends = [], []
+    for _ in range(600):
+        z = rng.normal(size=(20, len(p._active()))).astype(np.float32)
+        b = z @ np.array([p.weights_[s] for s in p._active()], np.float32)
+        b[0] = b.min() - 1.0
+        X.append(features(z, b, 5))
+        blends.append(b)
+    reverse = Stacker().fit(X, blends, np.zeros(600, np.int64), np.arange(600))
+    assert reverse.kept_
+    p.candidate_stacker_ = p.head_stacker_ = reverse
+    user = test["user_id"].iat[0]
+    seen = p.profiles_.get(user).seen
+    rows = np.array([r for r in range(60) if r not in seen])
+    linear = p._blend(p._user_scores(user, p.candidate_weights_), p.candidate_weights_)[rows]
+    assert np.corrcoef(p.score_candidates(user, rows), linear)[0, 1] < -0.3
+    plain = p._blend(p._user_scores(user))
+    head = top_k(np.where(np.isin(np.arange(len(plain)), list(seen)), -np.inf, plain), mod.HEAD)
+    top = top_k(p.score_all(user), 10)
+    assert set(top) <= set(head) and not set(top) & seen  # the head, reordered: nothing from outside it
+    by_blend = list(head[np.argsort(-plain[head], kind="stable")])
+    assert np.median([by_blend.index(r) for r in top]) > len(head) / 2  # from the blend's lower half
+    # search's personal score stays the linear blend
+    np.testing.assert_allclose(p.score(user, rows), (plain - plain.mean())[rows], rtol=1e-5, atol=1e-5)
+    p.save(tmp_path / "st")
+    back = Personalizer.load(tmp_path / "st", cat)
+    np.testing.assert_allclose(back.score_all(user), p.score_all(user), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(back.score_candidates(user, rows), p.score_candidates(user, rows), rtol=1e-4, atol=1e-4)
+
+
+def test_als_fits_on_one_blas_thread_and_gives_the_rest_back(monkeypatch) -> None:
+    # implicit's OpenMP loops call BLAS; threaded OpenBLAS inside them was 3x slower on beauty
+    # and printed a warning per call (docs/bench/personal.md)
+    import implicit.cpu.als as ials
+    import scipy.sparse as sp
+    from threadpoolctl import threadpool_info
+
+    from vitrine.personal.cf import ALS
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    during: list[list[int]] = []
+    fit = ials.AlternatingLeastSquares.fit
+
+    def spy(self, *a, **kw):
+        during.append(blas_threads())
+        return fit(self, *a, **kw)
+
+    monkeypatch.setattr(ials.AlternatingLeastSquares, "fit", spy)
+    before = blas_threads()
+    ui = sp.random(50, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    ALS(factors=4, iterations=2).fit(ui)
+    assert during and during[0] and all(n == 1 for n in during[0])
+    assert blas_threads() == before

@@ -323,12 +323,17 @@ class ALS:
 
     def fit(self, user_items: sp.csr_matrix, content: np.ndarray | None = None) -> ALS:
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         model = AlternatingLeastSquares(
             factors=self.factors, regularization=self.regularization, alpha=self.alpha,
             iterations=self.iterations, num_threads=self.threads, random_state=self.seed,
         )
-        model.fit(user_items.astype(np.float32), show_progress=False)
+        # implicit solves users in parallel (OpenMP), each solve calling BLAS; from 256 factors
+        # up, a threaded BLAS inside those loops ran 6x slower and printed an OpenBLAS
+        # "Detect OpenMP Loop" warning per call (800k lines for one fit): one BLAS thread each.
+        with threadpool_limits(1, "blas"):
+            model.fit(user_items.astype(np.float32), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         counts = np.diff(user_items.tocsc().indptr)

@@ -23,7 +23,10 @@ z-scored sources for NDCG@10 on that holdout, then refits on all events.
 Two blends come out of tuning: ``weights_`` (the ``tune_objective``, full
 ranking by default: what ``recommend`` ranks by) and ``candidate_weights_``
 (NDCG@10 of the held-out product among 19 random products: what
-``score_candidates`` ranks a given candidate list by).
+``score_candidates`` ranks a given candidate list by). With enough tuning
+shoppers, two learned blends (``vitrine.personal.stacker``) are then fitted on
+the same holdout and kept where they beat the linear ones on shoppers they did
+not see: one reorders a given candidate list, one the head of the full ranking.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from vitrine.errors import NotFittedError
 from vitrine.personal.cf import ALS, ItemKNN, SeqKNN, Transitions, UserKNN, history_weights, user_item_matrix
 from vitrine.personal.content import ContentEncoder
 from vitrine.personal.profiles import ATTRIBUTES, AttributeCodes, Profile, Profiles
+from vitrine.personal.stacker import Stacker
+from vitrine.personal.stacker import features as stacker_features
 from vitrine.results import top_k
 
 SOURCES = ("itemknn", "userknn", "transitions", "seqknn", "als", "mf", "sasrec", "content", "title", "vector",
@@ -55,6 +60,8 @@ SAMPLED_SETS = 3  # random candidate lists per tuning shopper for the sampled ob
 MF_PARAMS = {"factors": 16, "regularization": 0.1, "alpha": 20.0, "iterations": 15}
 TIE_BREAK = 1e-3  # popularity z-score added in score_candidates so that exact ties fall back to popularity
 BEHAVIOUR = ("itemknn", "userknn", "transitions", "seqknn", "sasrec", "popularity")
+STACK_USERS = 500  # tuning shoppers below which no learned blend is tried (too few lists to check it on)
+HEAD = 200  # products of the full ranking's head that the learned blend reorders
 GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 CANDIDATE_GRID = (*GRID, 8.0, 12.0)  # the candidate blend leans on few sources: room above 6
 #: Feature names of :meth:`Personalizer.features` (stable; the ranker reads them by name).
@@ -113,6 +120,7 @@ class Personalizer:
         (``mf_params`` override ``MF_PARAMS`` of the low-rank ALS).
     diversity : in ``recommend``, penalty (in blend units) per already chosen
         product of the same leaf category (0 = off).
+    learned_blends : after tuning, try the learned blends (``vitrine.personal.stacker``).
     seed : random seed.
 
     Attributes
@@ -120,6 +128,8 @@ class Personalizer:
     weights_ : tuned blend weights (full ranking: ``score_all``, ``recommend``).
     candidate_weights_ : blend weights tuned for ranking a given candidate
         list (``score_candidates``); equal to ``weights_`` without tuning.
+    candidate_stacker_, head_stacker_ : learned blends for candidate lists and for the
+        full ranking's head (``None`` when not kept); their checks are in ``tuning_``.
     popularity_ : array (n_products,), event-weighted popularity.
     profiles_ : live shopper profiles.
     timings_ : seconds spent fitting each source.
@@ -130,7 +140,7 @@ class Personalizer:
         sources: tuple[str, ...] = SOURCES, blend: dict[str, float] | None = None, tune: bool = True,
         tune_users: int = 3000, tune_objective: str = "full", seq_seconds: float = 150.0, seq_params: dict | None = None,
         als_params: dict | None = None, knn_params: dict | None = None, mf_params: dict | None = None,
-        diversity: float = 0.1, seed: int = 0,
+        diversity: float = 0.1, learned_blends: bool = True, seed: int = 0,
     ) -> None:
         self.event_weights = event_weights
         self.history = history
@@ -145,6 +155,7 @@ class Personalizer:
         self.knn_params = knn_params
         self.mf_params = mf_params
         self.diversity = diversity
+        self.learned_blends = learned_blends
         self.seed = seed
 
     # -- configuration ---------------------------------------------------------
@@ -154,7 +165,7 @@ class Personalizer:
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in (
             "event_weights", "history", "sources", "blend", "tune", "tune_users", "tune_objective", "seq_seconds",
-            "seq_params", "als_params", "knn_params", "mf_params", "diversity", "seed")}
+            "seq_params", "als_params", "knn_params", "mf_params", "diversity", "learned_blends", "seed")}
 
     # -- fit --------------------------------------------------------------------
     def fit(self, events: pd.DataFrame | None, catalog: Catalog, item_vectors: np.ndarray | None = None) -> Personalizer:
@@ -199,6 +210,7 @@ class Personalizer:
         self.candidate_weights_ = dict(self.weights_)
         budget = float(self.seq_seconds)
         self.tuning_: dict = {}
+        self.candidate_stacker_ = self.head_stacker_ = None
         if self.tune and len(seqs) >= 50:
             val = [(k, r[:-1], w[:-1], r[-1]) for k, r, w, _ in seqs if len(r) >= 2]
             if len(val) >= 50:
@@ -283,7 +295,7 @@ class Personalizer:
         act = self._active()
         depth = 100
         seq_states = self.sasrec_.encode([val[i][1] for i in pick]) if hasattr(self, "sasrec_") else None
-        blocks, sampled = [], []
+        blocks, sampled, owners, hist = [], [], [], []
         for j, i in enumerate(pick):
             _, r, w, target = val[i]
             st = {"als": self.als_.user_vector(r, w) if hasattr(self, "als_") else None,
@@ -305,6 +317,8 @@ class Personalizer:
                 sel = negs[19 * part: 19 * (part + 1)]
                 if part == 0 or len(sel) == 19:
                     sampled.append(np.concatenate([mat[:, [int(target)]], mat[:, sel]], axis=1).T)
+                    owners.append(j)
+            hist.append(min(len(r), self.history))
         width = max(b.shape[0] for b in blocks)
         z = np.full((len(blocks), width, len(act)), -np.inf, dtype=np.float32)
         for j, b in enumerate(blocks):
@@ -368,8 +382,43 @@ class Personalizer:
         self.candidate_weights_ = {s: float(x) for s, x in zip(act, wc, strict=True)}
         self.tuning_ = {"users": len(pick), "objective": self.tune_objective, "start": start, "best": best,
                         "full_ndcg@10": full(w), "sampled_ndcg@10": few(w),
-                        "candidates_full_ndcg@10": full(wc), "candidates_sampled_ndcg@10": few(wc),
-                        "seconds": round(time.time() - t, 2)}
+                        "candidates_full_ndcg@10": full(wc), "candidates_sampled_ndcg@10": few(wc)}
+        if self.learned_blends and len(pick) >= STACK_USERS:
+            self._fit_stackers(blocks, sampled, np.asarray(owners), np.asarray(hist), w, wc)
+        self.tuning_["seconds"] = round(time.time() - t, 2)
+
+    def _fit_stackers(self, blocks: list[np.ndarray], sampled: list[np.ndarray], owners: np.ndarray,
+                      hist: np.ndarray, w: np.ndarray, wc: np.ndarray) -> None:
+        """Learned blends (vitrine.personal.stacker) for candidate lists and the full ranking's head.
+
+        ``blocks`` hold each tuning shopper's held-out product (row 0) and the union of every
+        source's top products; the head is the linear blend's top ``HEAD`` of that union.
+        ``sampled`` are the held-out product (row 0) among 19 random ones, of shopper ``owners``.
+        """
+        # A held-out product the shopper had already interacted with is masked (-inf) like the
+        # rest of the history: such lists would teach "masked means relevant", so none is used.
+        X, blends, users = [], [], []
+        for j, zl in enumerate(sampled):
+            if np.isfinite(zl[0]).all():
+                b = zl @ wc
+                X.append(stacker_features(zl, b, hist[owners[j]]))
+                blends.append(b)
+                users.append(owners[j])
+        cand = Stacker(seed=self.seed).fit(X, blends, np.zeros(len(X), np.int64), np.asarray(users))
+        X, blends, targets = [], [], []
+        for j, zb in enumerate(blocks):
+            fine = np.flatnonzero(np.isfinite(zb).all(axis=1))
+            head = fine[top_k(zb[fine] @ w, HEAD)]
+            b = zb[head] @ w
+            X.append(stacker_features(zb[head], b, hist[j]))
+            blends.append(b)
+            at = np.flatnonzero(head == 0)
+            targets.append(int(at[0]) if len(at) else -1)
+        head = Stacker(seed=self.seed).fit(X, blends, np.asarray(targets), np.arange(len(blocks)))
+        self.candidate_stacker_ = cand if cand.kept_ else None
+        self.head_stacker_ = head if head.kept_ else None
+        for name, st in (("candidate_stacker", cand), ("head_stacker", head)):
+            self.tuning_[name] = {"kept": st.kept_, **st.check_}
 
     # -- scoring ----------------------------------------------------------------
     def _check(self) -> None:
@@ -525,9 +574,34 @@ class Personalizer:
         self._version = getattr(self, "_version", 0) + 1
         self._memo = None
 
+    def _every_source(self) -> dict[str, float]:
+        """Weights that make ``_user_scores`` compute every active source (what a learned blend reads)."""
+        return {s: 1.0 for s in self._active()}
+
+    def _stacked(self, stacker: Stacker, z: dict[str, np.ndarray], blend: np.ndarray, rows: np.ndarray,
+                 n_history: int) -> np.ndarray:
+        zm = np.stack([z[s][rows] for s in self._active()], axis=1)
+        return stacker.predict(stacker_features(zm, blend, n_history))
+
     def score_all(self, user_key: str | None) -> np.ndarray:
-        """Blended recommendation score of every catalog row for a user, shape (n_products,)."""
-        return self._blend(self._user_scores(user_key))
+        """Recommendation score of every catalog row for a user, shape (n_products,).
+
+        The tuned blend; with a learned head blend, the blend's top ``HEAD`` products the
+        shopper has not interacted with are reordered by it and lifted above the rest.
+        """
+        p = self.profiles_.get(user_key) if getattr(self, "head_stacker_", None) is not None else None
+        if p is None or not p.rows:
+            return self._blend(self._user_scores(user_key))
+        z = self._user_scores(user_key, self._every_source())
+        out = self._blend(z)
+        masked = out.copy()
+        masked[list(p.seen)] = -np.inf
+        head = top_k(masked, HEAD)
+        head = head[np.isfinite(masked[head])]
+        if len(head):
+            pred = self._stacked(self.head_stacker_, z, out[head], head, len(p.rows))
+            out[head] = out[head].max() + 1.0 + (pred - pred.min())
+        return out
 
     def score_candidates(self, user_key: str | None, rows: np.ndarray) -> np.ndarray:
         """Scores of a given candidate list (catalog rows) for a user, shape (len(rows),).
@@ -536,13 +610,15 @@ class Personalizer:
         every source gives its exact score to each candidate (item-kNN from
         the full co-occurrence, even when ``knn_params`` keeps few
         neighbours), sources are blended with ``candidate_weights_`` (tuned
-        on the sampled-candidate objective), and exact ties fall back to
-        popularity. Unknown users get popularity.
+        on the sampled-candidate objective) or, when one was kept, by the
+        learned candidate blend (``candidate_stacker_``), and exact ties fall
+        back to popularity. Unknown users get popularity.
         """
         self._check()
         rows = np.asarray(rows, dtype=np.int64)
         weights = getattr(self, "candidate_weights_", None) or self.weights_
-        z = self._user_scores(user_key, weights)
+        stacker = getattr(self, "candidate_stacker_", None)
+        z = self._user_scores(user_key, weights if stacker is None else self._every_source())
         p = self.profiles_.get(user_key)
         if p is not None and p.rows and "itemknn" in z and getattr(self.itemknn_, "neighbours", None):
             # the kept neighbour lists are truncated: exact similarities for these rows,
@@ -557,6 +633,8 @@ class Personalizer:
                 col[rows[warm]] = exact[warm]
                 z["itemknn"] = col
         out = self._blend(z, weights)[rows]
+        if stacker is not None and p is not None and p.rows:
+            out = self._stacked(stacker, z, out, rows, len(p.rows))
         if "popularity" in z:
             out = out + TIE_BREAK * z["popularity"][rows]
         return out.astype(np.float32)
@@ -570,7 +648,7 @@ class Personalizer:
         rows = np.asarray(rows, dtype=np.int64)
         if not self.knows(user_key):
             return np.zeros(len(rows), dtype=np.float32)
-        s = self.score_all(user_key)
+        s = self._blend(self._user_scores(user_key))
         return (s - s.mean())[rows].astype(np.float32)
 
     def features(self, user_key: str | None, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -733,6 +811,11 @@ class Personalizer:
             self.mf_.save(folder, name="mf")
         if hasattr(self, "sasrec_"):
             self.sasrec_.save(folder)
+        for name in ("candidate_stacker", "head_stacker"):
+            st = getattr(self, f"{name}_", None)
+            (folder / f"{name}.txt").unlink(missing_ok=True)
+            if st is not None:
+                st.save(folder / f"{name}.txt")
         users = sorted(self.user_index_, key=self.user_index_.get)
         arrays = {}
         if isinstance(self.als_users_, np.ndarray):
@@ -785,6 +868,9 @@ class Personalizer:
             from vitrine.personal.sequential import SASRec
 
             self.sasrec_ = SASRec.load(folder)
+        for name in ("candidate_stacker", "head_stacker"):
+            path = folder / f"{name}.txt"
+            setattr(self, f"{name}_", Stacker.load(path) if path.exists() else None)
         self.user_index_ = dict(zip(meta["users"], meta["user_positions"], strict=True))
         z = np.load(folder / "user_states.npz", allow_pickle=False)
         self.als_users_ = z["als"] if "als" in z.files else None
