@@ -10,8 +10,9 @@ shopper's history length learns such rules from the tuning holdout.
 
 It is trained on three quarters of the tuning shoppers and kept only when it
 ranks the held-out product better than the linear blend on the other
-quarter, by more than one standard error of the paired gain (``kept_``); a kept model is refit on all of them with the number
-of rounds that check chose.
+quarter, by more than one standard error of the paired gain (``kept_``); a
+kept model is refit on all of them with the number of rounds that check
+chose.
 """
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ class Stacker:
             return self
         booster = self._train([X[i] for i in fit_i], targets[fit_i], max(ROUNDS))
         linear = ndcg_of_target([blends[i] for i in check_i], targets[check_i])
-        by_rounds = {r: ndcg_of_target([booster.predict(X[i], num_iteration=r) for i in check_i],
-                                       targets[check_i]) for r in ROUNDS}
+        stacked = np.concatenate([X[i] for i in check_i])
+        cuts = np.cumsum([len(X[i]) for i in check_i])[:-1]
+        by_rounds = {r: ndcg_of_target(np.split(booster.predict(stacked, num_iteration=r), cuts), targets[check_i])
+                     for r in ROUNDS}
         rounds = max(by_rounds, key=lambda r: by_rounds[r].mean())
         gain = by_rounds[rounds] - linear
         se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else np.inf
