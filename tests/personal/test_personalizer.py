@@ -293,6 +293,8 @@ def test_learned_blends_are_checked_served_and_saved(split, monkeypatch, tmp_pat
 def test_als_fits_on_one_blas_thread_and_gives_the_rest_back(monkeypatch) -> None:
     # implicit's OpenMP loops call BLAS; threaded OpenBLAS inside them was 3x slower on beauty
     # and printed a warning per call (docs/bench/personal.md)
+    import warnings
+
     import implicit.cpu.als as ials
     import scipy.sparse as sp
     from threadpoolctl import threadpool_info
@@ -312,6 +314,9 @@ def test_als_fits_on_one_blas_thread_and_gives_the_rest_back(monkeypatch) -> Non
     monkeypatch.setattr(ials.AlternatingLeastSquares, "fit", spy)
     before = blas_threads()
     ui = sp.random(50, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
-    ALS(factors=4, iterations=2).fit(ui)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ALS(factors=4, iterations=2).fit(ui)
     assert during and during[0] and all(n == 1 for n in during[0])
     assert blas_threads() == before
+    assert not [w for w in caught if "OpenBLAS" in str(w.message)]  # implicit's own advice, taken

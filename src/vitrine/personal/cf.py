@@ -325,14 +325,15 @@ class ALS:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        model = AlternatingLeastSquares(
-            factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-            iterations=self.iterations, num_threads=self.threads, random_state=self.seed,
-        )
         # implicit solves users in parallel (OpenMP), each solve calling BLAS; from 256 factors
-        # up, a threaded BLAS inside those loops ran 6x slower and printed an OpenBLAS
-        # "Detect OpenMP Loop" warning per call (800k lines for one fit): one BLAS thread each.
+        # up, a threaded BLAS inside those loops ran 4x slower and printed an OpenBLAS
+        # "Detect OpenMP Loop" warning per call (2.76 M lines for one fit on amazon-beauty):
+        # one BLAS thread each. The model is built inside too: its constructor warns otherwise.
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+                iterations=self.iterations, num_threads=self.threads, random_state=self.seed,
+            )
             model.fit(user_items.astype(np.float32), show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
