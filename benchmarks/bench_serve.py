@@ -7,6 +7,7 @@
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --in-process    # Engine.search, no HTTP
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --warm   # each query asked once first
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --query-mix logged   # the log's query mix
+    python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --erase 5   # Engine.forget_user, on copies
 
 It builds (or reuses) a fitted home under .bench/, starts `vitrine serve` in a
 subprocess, then drives it with its own asyncio + httpx client (closed loop,
@@ -283,6 +284,34 @@ def served_log_size(home: Path) -> dict | None:
             "kb_per_row": round(used / 1024 / max(rows, 1), 2)}
 
 
+def erase_timing(home: Path, users: list[str], n: int) -> dict:
+    """``Engine.forget_user`` for each of ``users[:n]`` on copies of ``home`` (``home`` is not changed):
+    as it is (store, memory and every saved model) and, side by side, without the saved models (before)."""
+    import shutil
+    import tempfile
+
+    from vitrine.engine import Engine
+
+    out: dict = {"users": n}
+    for mode in ("with_saved_models", "memory_and_store_only"):
+        with tempfile.TemporaryDirectory(dir=home.parent) as tmp:
+            copy = Path(tmp) / "home"
+            shutil.copytree(home, copy)
+            engine = Engine.load(copy)
+            if mode == "memory_and_store_only":
+                engine._erase_saved = lambda key: 0
+            secs, rows = [], []
+            for raw in users[:n]:
+                t = time.perf_counter()
+                rows.append(engine.forget_user(raw))
+                secs.append(time.perf_counter() - t)
+            engine.close()
+        out[mode] = {"mean_s": round(float(np.mean(secs)), 3), "max_s": round(float(np.max(secs)), 3),
+                     "each_s": [round(x, 3) for x in secs], "rows_removed": rows}
+    out["ratio"] = round(out["with_saved_models"]["mean_s"] / out["memory_and_store_only"]["mean_s"], 2)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--products", type=int, default=20000)
@@ -308,6 +337,8 @@ def main() -> None:
                          "likely as any: the caches' worst case), or as often as the shop's log asks it")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-ingest", action="store_true", help="search runs only (the home's store is not written)")
+    ap.add_argument("--erase", type=int, default=0, metavar="N",
+                    help="instead: time Engine.forget_user for the shop's N most active shoppers on copies of --home")
     args = ap.parse_args()
 
     import pandas as pd
@@ -331,6 +362,10 @@ def main() -> None:
     draw = logged if args.query_mix == "logged" and logged else queries
     if not pids:
         pids = pd.read_parquet(shop / "products.parquet", columns=["product_id"])["product_id"].tolist()
+    if args.erase:
+        active = pd.read_parquet(shop / "events.parquet", columns=["user_id"])["user_id"].value_counts().index
+        print(json.dumps(erase_timing(home, active.tolist(), args.erase)))
+        return
     if args.in_process:
         for row in in_process(home, queries, users):
             print(json.dumps(row))

@@ -192,3 +192,35 @@ def test_fit_trains_logged_pages_on_the_features_they_were_served_with(copy_home
     engine.fit()
     assert engine.ranker_.served_rows_ == 5  # the one logged page; every other page is recomputed
     engine.close()
+
+
+def test_erasure_reaches_the_saved_model_and_survives_a_reload(copy_home, small_shop) -> None:
+    """A reload (a restart, ``POST /admin/reload``) must not bring an erased shopper back from the saved model."""
+    counts = pd.read_parquet(small_shop / "events.parquet")["user_id"].value_counts()
+    raw, other = counts.index[0], counts.index[1]
+    engine = Engine.load(copy_home)
+    key, other_key = engine.user_key(raw), engine.user_key(other)
+    idx = engine.personal_.user_index_[key]
+    other_rows = list(engine.personal_.profiles_.get(other_key).rows)
+    files = [p for p in (copy_home / "models").rglob("*") if p.is_file()]
+
+    def holders() -> list:  # JSON writes the key as UTF-8, NumPy's .npz string arrays as UTF-32
+        return [p.name for p in (copy_home / "models").rglob("*") if p.is_file()
+                and any(enc in p.read_bytes() for enc in (key.encode(), key.encode("utf-32-le")))]
+
+    assert {"profiles.json", "personal.json", "exposure.npz"} <= set(holders())
+    engine.forget_user(raw)
+    assert engine.personal_.userknn_.users_[idx].nnz == 0  # their history recommends to nobody now
+    engine.close()
+
+    assert holders() == []
+    assert not [p for p in (copy_home / "models").iterdir() if p.name.startswith(".")]  # no temporary copies
+    loaded = Engine.load(copy_home)
+    assert not loaded.personal_.knows(key) and key not in loaded.personal_.user_index_
+    assert key not in loaded.ranker_.exposure_ and loaded.personal_.userknn_.users_[idx].nnz == 0
+    if loaded.personal_.seq_users_ is not None:
+        assert not loaded.personal_.seq_users_[idx].any()
+    assert list(loaded.personal_.profiles_.get(other_key).rows) == other_rows  # everyone else is untouched
+    assert loaded.recommend(raw, k=10).item_ids == loaded.recommend(None, k=10).item_ids
+    assert len(files) == len([p for p in (copy_home / "models").rglob("*") if p.is_file()])
+    loaded.close()

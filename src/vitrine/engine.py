@@ -351,7 +351,34 @@ class Engine:
                 self.ranker_.forget(key)
             if getattr(getattr(self, "retriever_", None), "fusion_", None) is not None and n:
                 self.retriever_.set_reviews(self.store.query("SELECT * FROM reviews"))  # their reviews leave the item vectors
+            self._erase_saved(key)
         return n
+
+    def _erase_saved(self, key: str) -> int:
+        """Erase a shopper from every saved model of the home (else a reload would bring their profile back).
+
+        Each version folder that holds something of theirs is copied as hard
+        links, the copy's files that change are written anew (never in place),
+        and the copy takes the folder's name; returns the folders changed.
+        """
+        models = self.home / MODELS_DIR
+        changed = 0
+        for folder in sorted(models.iterdir()) if models.is_dir() else []:
+            if folder.name.startswith(".") or not (folder / "engine.json").exists():
+                continue
+            tmp = models / f".{folder.name}.erase-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(folder, tmp, copy_function=os.link)
+            mine = Personalizer.erase_saved(tmp / "personal", key) | SearchRanker.erase_saved(tmp / "ranker", key)
+            if not mine:
+                shutil.rmtree(tmp)
+                continue
+            old = models / f".{folder.name}.erased-{os.getpid()}"
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old)
+            changed += 1
+        return changed
 
     # -- catalog updates ------------------------------------------------------
     def upsert_products(self, products: list[dict] | pd.DataFrame, durable: bool = True) -> list[str]:

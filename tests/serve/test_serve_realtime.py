@@ -71,6 +71,12 @@ def test_erasure_removes_events_and_profile(fresh, shop_events) -> None:
     assert on == off  # no profile left to personalize with
     # Only what the shopper did since: the personalized search above, logged as served.
     assert client.delete(f"/users/{user}", headers=auth).json()["removed_rows"] == 10
+    # A reload reads the saved model, which has forgotten them too.
+    r = client.post("/admin/reload", headers=auth)
+    assert r.status_code == 200, r.text
+    assert not client.app.state.vitrine.engine.personal_.knows(key)
+    assert _ids(client.get(f"/recommend/{user}", params={"limit": 10})) == \
+        _ids(client.get("/recommend/never-seen-anyone", params={"limit": 10}))
 
 
 def test_reload_swaps_the_model_without_dropping_requests(fresh) -> None:

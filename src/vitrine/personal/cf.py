@@ -189,6 +189,13 @@ class UserKNN:
         out[: len(s)] = s
         return out
 
+    def forget_row(self, i: int) -> None:
+        """Take one shopper out of the neighbour pool (erasure)."""
+        if 0 <= i < self.users_.shape[0]:
+            self.users_.data[self.users_.indptr[i]: self.users_.indptr[i + 1]] = 0.0
+            self.users_.eliminate_zeros()
+            self.items_t_ = self.users_.T.tocsr()
+
     def save(self, folder: Path) -> None:
         _save_csr(folder / "userknn.npz", self.users_)
 

@@ -73,6 +73,12 @@ FEATURES = (
 )
 
 
+def _replace(path: Path, write) -> None:
+    """Write ``path`` as a new file (``write(path)``): unlinked first, so a hard link elsewhere keeps the old."""
+    path.unlink(missing_ok=True)
+    write(path)
+
+
 def _zscore(s: np.ndarray) -> np.ndarray:
     s = np.asarray(s, dtype=np.float32)
     sd = float(s.std())
@@ -763,6 +769,51 @@ class Personalizer:
                 self.als_users_[idx] = 0.0
             if self.seq_users_ is not None:
                 self.seq_users_[idx] = 0.0
+            for name in ("als_", "mf_"):  # fitted factors (the live ALS state above may be a copy)
+                m = getattr(self, name, None)
+                if m is not None and idx < len(m.user_factors_):
+                    m.user_factors_[idx] = 0.0
+            if hasattr(self, "userknn_"):
+                self.userknn_.forget_row(idx)  # their history no longer recommends to others
+
+    @staticmethod
+    def erase_saved(folder: Path, user_key: str) -> bool:
+        """Erase one shopper from a saved personalizer; returns whether anything was theirs.
+
+        Each changed file is unlinked and written anew, never rewritten in
+        place, so a folder of hard links to another (Engine's erasure works
+        on such a copy) leaves the other untouched.
+        """
+        folder = Path(folder)
+        meta = json.loads((folder / "personal.json").read_text())
+        profiles = Profiles.load(folder / "profiles.json")
+        known = user_key in meta["users"]
+        if not known and profiles.get(user_key) is None:
+            return False
+        profiles.forget(user_key)
+        _replace(folder / "profiles.json", profiles.save)
+        if not known:
+            return True
+        i = meta["users"].index(user_key)
+        idx = meta["user_positions"][i]
+        del meta["users"][i], meta["user_positions"][i]
+        _replace(folder / "personal.json", lambda p: p.write_text(json.dumps(meta)))
+        with np.load(folder / "user_states.npz", allow_pickle=False) as z:
+            states = {k: z[k] for k in z.files}
+        for a in states.values():
+            a[idx] = 0.0
+        _replace(folder / "user_states.npz", lambda p: np.savez(p, **states))
+        for name in ("als", "mf"):
+            if (folder / f"{name}.npz").exists():
+                m = ALS().load_state(folder, name=name)
+                if idx < len(m.user_factors_):
+                    m.user_factors_[idx] = 0.0
+                _replace(folder / f"{name}.npz", lambda _p, m=m, name=name: m.save(folder, name=name))
+        if (folder / "userknn.npz").exists():
+            u = UserKNN().load_state(folder)
+            u.forget_row(idx)
+            _replace(folder / "userknn.npz", lambda _p: u.save(folder))
+        return True
 
     def knows(self, user_key: str | None) -> bool:
         p = self.profiles_.get(user_key) if hasattr(self, "profiles_") else None

@@ -570,12 +570,7 @@ class SearchRanker:
                 pickle.dump({k: list(v) for k, v in self.table_.attrs.items()}, fh)
         expo = getattr(self, "exposure_", None)
         if expo:
-            keys = list(expo)
-            lens = np.asarray([len(expo[k][0]) for k in keys], dtype=np.int64)
-            np.savez(folder / "exposure.npz", keys=np.asarray(keys, dtype=str), lens=lens,
-                     rows=np.concatenate([expo[k][0] for k in keys]),
-                     theta=np.concatenate([expo[k][1] for k in keys]),
-                     click=np.concatenate([expo[k][2] for k in keys]))
+            _save_exposure(folder / "exposure.npz", expo)
         if meta["has_model"]:
             self.model_.save(folder)
         blind, blind_dir = getattr(self, "text_blind_", None), folder / "text_blind"
@@ -584,6 +579,21 @@ class SearchRanker:
         if blind is not None:
             blind_dir.mkdir()
             blind.save(blind_dir)
+
+    @staticmethod
+    def erase_saved(folder: Path, user_key: str) -> bool:
+        """Erase one shopper's logged exposures from a saved ranker; returns whether there were any.
+
+        The file is unlinked and written anew (a hard-linked copy elsewhere keeps the old).
+        """
+        path = Path(folder) / "exposure.npz"
+        expo = _load_exposure(path) if path.exists() else {}
+        if expo.pop(user_key, None) is None:
+            return False
+        path.unlink()
+        if expo:
+            _save_exposure(path, expo)
+        return True
 
     @classmethod
     def load(cls, folder: Path) -> SearchRanker:
@@ -602,14 +612,7 @@ class SearchRanker:
             with open(folder / "product_attrs.pkl", "rb") as fh:
                 attrs = {k: np.asarray(v, dtype=object) for k, v in pickle.load(fh).items()}
             self.table_ = ProductTable(cols, attrs)
-        self.exposure_ = {}
-        if (folder / "exposure.npz").exists():
-            with np.load(folder / "exposure.npz", allow_pickle=False) as z:
-                # Each z[name] reads the whole array again: read once, then slice per shopper.
-                lens, keys, rows, theta, click = z["lens"], z["keys"], z["rows"], z["theta"], z["click"]
-            ends = np.cumsum(lens)
-            for k, a, b in zip(keys.tolist(), ends - lens, ends, strict=True):
-                self.exposure_[k] = (rows[a:b], theta[a:b], click[a:b])
+        self.exposure_ = _load_exposure(folder / "exposure.npz") if (folder / "exposure.npz").exists() else {}
         self.model_ = None
         if meta.get("has_model") and (folder / "neural.json").exists():
             from vitrine.rank.neural import NeuralRanker
@@ -621,6 +624,23 @@ class SearchRanker:
         self.text_blind_ = TextBlind.load(blind.parent, self.feature_names_) if blind.exists() else None
         self.fitted_ = True
         return self
+
+
+def _save_exposure(path: Path, expo: dict) -> None:
+    keys = list(expo)
+    lens = np.asarray([len(expo[k][0]) for k in keys], dtype=np.int64)
+    np.savez(path, keys=np.asarray(keys, dtype=str), lens=lens,
+             rows=np.concatenate([expo[k][0] for k in keys]),
+             theta=np.concatenate([expo[k][1] for k in keys]),
+             click=np.concatenate([expo[k][2] for k in keys]))
+
+
+def _load_exposure(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        # Each z[name] reads the whole array again: read once, then slice per shopper.
+        lens, keys, rows, theta, click = z["lens"], z["keys"], z["rows"], z["theta"], z["click"]
+    ends = np.cumsum(lens)
+    return {k: (rows[a:b], theta[a:b], click[a:b]) for k, a, b in zip(keys.tolist(), ends - lens, ends, strict=True)}
 
 
 def _served_lookup(read, request_ids) -> dict[str, dict[str, dict]]:

@@ -203,6 +203,15 @@ class AppState:
         present.catalog_changed()
         self.suggest.invalidate()
 
+    def forget_user(self, user_id: str) -> int:
+        """Erase a shopper (``Engine.forget_user``) while no reload runs: a reload that read the
+        saved model before the erasure reached it would bring the shopper back."""
+        with self._reload, self.lock.write():
+            engine = self.engine
+            n = engine.forget_user(user_id)
+        self.suggest.forget(engine.user_key(user_id))
+        return n
+
     def reload(self) -> tuple[str | None, str | None]:
         """Load the latest saved model and swap it in; return (new, old) versions."""
         with self._reload:  # one reload at a time; requests keep flowing meanwhile
