@@ -159,6 +159,18 @@ def test_no_events_is_popularity_free(split) -> None:
     assert not p.knows("anyone")
 
 
+def test_strangers_get_the_most_popular_products_whatever_the_blend(split) -> None:
+    """Tuning can weigh popularity 0 for shoppers with a history; a stranger must still see what sells."""
+    _, cat, train, _, _ = split
+    p = Personalizer(**{**FAST, "tune": False, "blend": {"popularity": 0.0}, "diversity": 0.0}).fit(train, cat)
+    assert p.weights_["popularity"] == 0.0
+    rows, _ = p.recommend("never-seen", k=10, exclude_seen=False)
+    np.testing.assert_array_equal(rows, top_k(np.log1p(p.popularity_), 10))
+    assert p.knows(train["user_id"].iat[0])
+    known = p.score_all(train["user_id"].iat[0])
+    assert not np.allclose(known, p.score_all("never-seen"))  # shoppers with a history keep their blend
+
+
 def test_event_weights_order_purchase_over_click(split) -> None:
     _, cat, _, _, _ = split
     ev = pd.DataFrame({"user_id": ["a", "b"], "product_id": list(cat.ids[:2]),

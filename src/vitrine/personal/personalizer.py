@@ -593,10 +593,15 @@ class Personalizer:
         """Recommendation score of every catalog row for a user, shape (n_products,).
 
         The tuned blend; with a learned head blend, the blend's top ``HEAD`` products the
-        shopper has not interacted with are reordered by it and lifted above the rest.
+        shopper has not interacted with are reordered by it and lifted above the rest. A
+        shopper without a history gets popularity.
         """
-        p = self.profiles_.get(user_key) if getattr(self, "head_stacker_", None) is not None else None
+        p = self.profiles_.get(user_key)
         if p is None or not p.rows:
+            # A stranger ranks by popularity: the blend was tuned on shoppers with a history and
+            # may weigh popularity 0, which tied every product (the catalog's first rows came first).
+            return self._blend(self._user_scores(None), {"popularity": 1.0})
+        if getattr(self, "head_stacker_", None) is None:
             return self._blend(self._user_scores(user_key))
         z = self._user_scores(user_key, self._every_source())
         out = self._blend(z)
