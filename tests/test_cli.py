@@ -29,6 +29,52 @@ def test_synth_ingest_fit_search_pipeline(tmp_path: Path) -> None:
     r = runner.invoke(app, ["fit", "--home", str(home)])
     assert r.exit_code == 0, r.output
     assert (home / "CURRENT").exists()
+    _serve_from_the_command_line(shop, home)
+
+
+def _last_json(r) -> dict:
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _serve_from_the_command_line(shop: Path, home: Path) -> None:
+    """search, recommend, similar, events and forget on a fitted home, as the API answers them."""
+    import pandas as pd
+
+    h = ["--home", str(home)]
+    products = pd.read_parquet(shop / "products.parquet")
+    ids = set(products["product_id"])
+    out = _last_json(runner.invoke(app, ["search", "red", *h, "--k", "5", "--explain", "--json"]))
+    assert len(out["items"]) == 5 and {i["product_id"] for i in out["items"]} <= ids
+    assert [i["position"] for i in out["items"]] == [1, 2, 3, 4, 5] and out["items"][0]["explanation"]["text"] != 0
+    r = runner.invoke(app, ["search", "red", *h, "--k", "3"])
+    assert r.exit_code == 0 and [line.split()[0] for line in r.stdout.strip().splitlines()] == ["1", "2", "3"]
+    photo = shop / products["image"].dropna().iat[0]
+    assert len(_last_json(runner.invoke(app, ["search", "--image", str(photo), *h, "--json"]))["items"]) == 10
+
+    pid = products["product_id"].iat[0]
+    similar = _last_json(runner.invoke(app, ["similar", pid, *h, "--k", "4", "--json"]))["items"]
+    assert len(similar) == 4 and pid not in {i["product_id"] for i in similar}
+
+    stranger = [i["product_id"] for i in _last_json(runner.invoke(app, ["recommend", "cli-newcomer", *h, "--json"]))["items"]]
+    sizes = products["category"].value_counts()
+    leaf = sizes[sizes >= 3].index[-1]  # a small category, unlike the popular list
+    picks = products.loc[products["category"] == leaf, "product_id"].iloc[:3].tolist()
+    pd.DataFrame({"user_id": "cli-newcomer", "product_id": picks, "event": "purchase"}).to_csv(
+        home.parent / "events.csv", index=False)
+    assert _last_json(runner.invoke(app, ["events", str(home.parent / "events.csv"), *h]))["recorded"] == 3
+    after = [i["product_id"] for i in _last_json(runner.invoke(app, ["recommend", "cli-newcomer", *h, "--json"]))["items"]]
+    assert after != stranger and not set(picks) & set(after)  # read at once; bought ones are not offered again
+
+    bad = home.parent / "bad.jsonl"
+    bad.write_text('{"user_id": "x", "product_id": "%s", "event": "click"}\n'
+                   '{"user_id": "x", "product_id": "%s", "event": "teleport"}\n' % (pid, pid))
+    r = runner.invoke(app, ["events", str(bad), *h])
+    assert r.exit_code == 1 and "bad.jsonl row 2, field 'event'" in r.output and "Traceback" not in r.output
+    out = _last_json(runner.invoke(app, ["forget", "cli-newcomer", *h]))
+    assert out == {"erased": True, "removed_rows": 4}  # the three events and the shopper's row; nothing from bad.jsonl
+    again = [i["product_id"] for i in _last_json(runner.invoke(app, ["recommend", "cli-newcomer", *h, "--json"]))["items"]]
+    assert again == stranger
 
 
 @pytest.fixture(scope="module")

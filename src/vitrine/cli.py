@@ -164,6 +164,131 @@ def serve(
     uvicorn.run(app_, host=host, port=port, workers=workers, log_level="warning")
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object (the API's result items)")]
+KOpt = Annotated[int, typer.Option("--k", min=1, help="how many results")]
+
+
+def _show(engine, res, as_json: bool, head: dict) -> None:
+    """Results as the API shows them: one JSON object, or a line per product."""
+    from vitrine.serve.present import items
+
+    rows = items(engine, res.item_ids, res.scores, res.explanations)
+    if as_json:
+        typer.echo(json.dumps({**head, "items": rows}))
+        return
+    for r in rows:
+        score = "" if r["score"] is None else f"{r['score']:10.4f}"
+        line = f"{r['position']:>3}  {r['product_id']:<16} {score}  {r['title'] or ''}"
+        if r["explanation"]:
+            ex = r["explanation"]
+            parts = sorted(((g, v) for g, v in ex.items() if v and g != "base"), key=lambda gv: -abs(gv[1]))
+            parts += [("base", ex["base"])] if ex.get("base") else []
+            line += "  [" + ", ".join(f"{g} {v:+.3f}" for g, v in parts) + "]"
+        typer.echo(line)
+
+
+@app.command()
+@friendly
+def search(
+    query: Annotated[str | None, typer.Argument(help="text query (optional with --image)")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="a query photo: image or image + text search")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="shopper id: personalize for them")] = None,
+    k: KOpt = 10,
+    explain: Annotated[bool, typer.Option("--explain", help="break each score down by source")] = False,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Search the fitted home's catalog as the API's /search does."""
+    from vitrine.engine import Engine
+
+    if not query and image is None:
+        raise VitrineError("give a text query, --image PHOTO, or both")
+    if image is not None and not image.is_file():
+        raise FileNotFoundError(f"{image}: no such photo")
+    engine = Engine.load(resolve_home(home))
+    try:
+        res = engine.search(query, user_id=user, k=k, query_image=image, explain=explain)
+        _show(engine, res, as_json, {"query": query, "image": str(image) if image else None, "user_id": user})
+    finally:
+        engine.close()
+
+
+@app.command()
+@friendly
+def recommend(
+    user: Annotated[str, typer.Argument(help="shopper id")],
+    k: KOpt = 10,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """A shopper's home-feed recommendations (popular products for a stranger)."""
+    from vitrine.engine import Engine
+
+    engine = Engine.load(resolve_home(home))
+    try:
+        _show(engine, engine.recommend(user, k=k), as_json, {"user_id": user})
+    finally:
+        engine.close()
+
+
+@app.command()
+@friendly
+def similar(
+    product: Annotated[str, typer.Argument(help="product id")],
+    k: KOpt = 10,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+) -> None:
+    """Products like this one, by behaviour and content."""
+    from vitrine.engine import Engine
+
+    engine = Engine.load(resolve_home(home))
+    try:
+        _show(engine, engine.similar(product, k=k), as_json, {"product_id": product})
+    finally:
+        engine.close()
+
+
+@app.command()
+@friendly
+def events(
+    file: Annotated[Path, typer.Argument(help="events as .parquet, .csv or .jsonl (user_id, product_id, event, ...)")],
+    home: HomeOpt = None,
+) -> None:
+    """Record shoppers' events in a fitted home; the next search or recommendation reads them."""
+    from vitrine.data.dataset import read_file
+    from vitrine.engine import Engine
+    from vitrine.errors import DataValidationError, Problem
+
+    df = read_file(file)
+    engine = Engine.load(resolve_home(home))
+    try:
+        n = engine.record_events(df)
+    except DataValidationError as exc:  # located in the table; say which file
+        raise DataValidationError([Problem(file.name, p.row, p.column, p.message) for p in exc.problems]) from None
+    finally:
+        engine.close()
+    typer.echo(json.dumps({"recorded": n, "file": str(file)}))
+
+
+@app.command()
+@friendly
+def forget(
+    user: Annotated[str, typer.Argument(help="shopper id")],
+    home: HomeOpt = None,
+) -> None:
+    """Erase a shopper: stored events, reviews and served pages, and their profile in every saved model."""
+    from vitrine.engine import CURRENT_FILE, Engine
+
+    home_ = resolve_home(home)
+    engine = Engine.load(home_) if (home_ / CURRENT_FILE).exists() else Engine(home=home_)
+    try:
+        n = engine.forget_user(user)
+    finally:
+        engine.close()
+    typer.echo(json.dumps({"erased": True, "removed_rows": int(n)}))
+
+
 def _print_report(report, as_json: bool) -> None:
     d = report.to_dict()
     for w in d.get("extra", {}).get("input_warnings", []):
