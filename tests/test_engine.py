@@ -224,3 +224,26 @@ def test_erasure_reaches_the_saved_model_and_survives_a_reload(copy_home, small_
     assert loaded.recommend(raw, k=10).item_ids == loaded.recommend(None, k=10).item_ids
     assert len(files) == len([p for p in (copy_home / "models").rglob("*") if p.is_file()])
     loaded.close()
+
+
+def test_live_catalog_changes_survive_a_reload(copy_home) -> None:
+    """Products added and deleted after the fit are in the store; a reload applies them to the saved model."""
+    engine = Engine.load(copy_home)
+    victim = engine.search("shirt", k=1).item_ids[0]
+    engine.upsert_products([{"product_id": "zx-teapot", "title": "Zorblax quantum teapot", "price": 42.0,
+                             "in_stock": True},
+                            {"product_id": "zx-gone", "title": "Zorblax quantum kettle", "price": 40.0}])
+    engine.delete_product(victim)
+    engine.delete_product("zx-gone")  # added, then deleted: deleted
+    assert "zx-teapot" in engine.search("zorblax teapot", k=5).item_ids
+    engine.close()
+
+    loaded = Engine.load(copy_home)
+    assert "zx-teapot" in loaded.search("zorblax teapot", k=5).item_ids
+    assert loaded.product("zx-teapot")["price"] == 42.0
+    assert victim not in loaded.search("shirt", k=50).item_ids
+    assert "zx-gone" not in loaded.search("zorblax kettle", k=50).item_ids
+    before = Engine.load(copy_home, replay=False)  # the saved model alone still has the old catalog
+    assert before.catalog_.get_index("zx-teapot") is None and victim in before.search("shirt", k=50).item_ids
+    loaded.close()
+    before.close()

@@ -28,7 +28,7 @@ from vitrine.config import Settings, get_settings, resolve_device
 from vitrine.data.catalog import Catalog
 from vitrine.data.dataset import Dataset, coerce_table, load_dataset
 from vitrine.data.schema import EVENT_TYPES, EVENTS, PRODUCTS
-from vitrine.data.store import Store, pseudonymize, pseudonymize_series
+from vitrine.data.store import Store, pseudonymize, pseudonymize_series, utc_now
 from vitrine.errors import DataValidationError, NotFittedError, NotFoundError, Problem, VitrineError
 from vitrine.personal import Personalizer
 from vitrine.rank import SearchRanker
@@ -114,6 +114,7 @@ class Engine:
     # -- fit ------------------------------------------------------------------
     def fit(self, dataset: Dataset | str | Path | None = None, progress: bool = False) -> Engine:
         """Learn every component from a dataset (folder, Dataset, or the store when None)."""
+        started = utc_now()  # live catalog changes after this reach a loaded model by catch-up
         if dataset is None:
             dataset = self.store.to_dataset()
         elif not isinstance(dataset, Dataset):
@@ -139,6 +140,7 @@ class Engine:
                                        lambdamart_models=self.settings.ranker_models).fit(self, dataset)
             self._size_query_caches()
             self.version_ = time.strftime("%Y%m%d-%H%M%S")
+            self.fitted_at_ = str(started)
             # Events after this instant reach a loaded model by replay from the store.
             self.fitted_through_ = (
                 str(events["timestamp"].max()) if events is not None and len(events) else None
@@ -317,7 +319,7 @@ class Engine:
         self._check()
         df = pd.DataFrame(events) if not isinstance(events, pd.DataFrame) else events.copy()
         if "timestamp" not in df or df["timestamp"].isna().all():
-            df["timestamp"] = pd.Timestamp.now("UTC").tz_localize(None)
+            df["timestamp"] = utc_now()
         df, problems = coerce_table(df, EVENTS, "events")
         rows = self.catalog_.indices(df["product_id"], missing="mark") if not problems else np.zeros(0)
         if not problems:
@@ -433,6 +435,7 @@ class Engine:
             (tmp / "engine.json").write_text(json.dumps({
                 "vitrine": __version__, "version": version, "root": root,
                 "fitted_through": getattr(self, "fitted_through_", None),
+                "fitted_at": getattr(self, "fitted_at_", None),
             }))
         if final.exists():
             shutil.rmtree(final)
@@ -446,9 +449,11 @@ class Engine:
     def load(cls, home: str | Path | None = None, settings: Settings | None = None, replay: bool = True) -> Engine:
         """Load the current fitted engine from a home folder.
 
-        With ``replay``, events stored after the model's training data (live
-        events recorded since the fit) are replayed into the shopper profiles,
-        so a reload never forgets what shoppers just did.
+        With ``replay``, live catalog changes stored after the fit began
+        (upserted and deleted products) are applied, and events stored after
+        the model's training data (live events recorded since the fit) are
+        replayed into the shopper profiles, so a reload never forgets what
+        shoppers just did nor brings back a deleted product.
         """
         self = cls(settings=settings, home=home)
         current = self.home / CURRENT_FILE
@@ -464,9 +469,23 @@ class Engine:
         self._size_query_caches()
         self.version_ = meta["version"]
         self.fitted_through_ = meta.get("fitted_through")
+        self.fitted_at_ = meta.get("fitted_at")  # None: saved before catalog catch-up existed
         if replay and (self.home / STORE_FILE).exists():
+            if self.fitted_at_ is not None:
+                self._catch_up_catalog(self.fitted_at_)
             self._replay(self.fitted_through_)
         return self
+
+    def _catch_up_catalog(self, since: str) -> int:
+        """Apply the live product upserts and deletes the store logged after ``since``; returns how many."""
+        ups, gone = self.store.product_changes(since)
+        if len(ups):
+            self.upsert_products(ups, durable=False)
+        for pid in gone:
+            row = self.catalog_.get_index(pid)
+            if row is not None and self.catalog_.active[row]:
+                self.delete_product(pid, durable=False)
+        return len(ups) + len(gone)
 
     def _replay(self, since: str | None) -> int:
         sql = "SELECT user_id, product_id, event FROM events"

@@ -415,6 +415,16 @@ def test_booleans_and_numbers_from_text(tmp_path):
     assert p["price"].tolist()[:2] == [1.5, 0.0] and np.isnan(p["price"].iloc[2])
 
 
+def test_nullable_boolean_column_with_missing_values(tmp_path):
+    """pandas' nullable boolean (what DuckDB and many Parquet writers give) has pd.NA, not None or NaN."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    pd.DataFrame({"product_id": ["a", "b", "c"],
+                  "in_stock": pd.array([True, None, False], dtype="boolean")}).to_parquet(folder / "products.parquet")
+    p = load_dataset(folder).products
+    assert p["in_stock"].tolist() == [True, None, False]
+
+
 def test_judgments_and_candidates(tmp_path):
     write_table(tmp_path / "d", "products", GOOD_PRODUCTS, "csv")
     write_table(tmp_path / "d", "judgments", [

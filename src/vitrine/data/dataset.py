@@ -216,13 +216,13 @@ def _bool(s: pd.Series, chk: _Checker, column: str) -> pd.Series:
         return s.astype("object")
 
     def conv(v: object) -> object:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):  # pd.NA: a nullable boolean column
             return None
         if isinstance(v, bool | np.bool_):
             return bool(v)
         return truth.get(str(v).strip().lower(), "?")
 
-    out = s.map(conv)
+    out = s.astype("object").map(conv)
     bad = out.map(lambda v: v == "?").to_numpy(dtype=bool)
     chk.flag(bad, column, lambda r: f"expected a boolean (true/false), got {s.iloc[r]!r}")
     return out.where(~bad, None).astype("object")

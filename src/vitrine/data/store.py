@@ -123,6 +123,10 @@ class Store:
                 "first_seen TIMESTAMP, last_seen TIMESTAMP, n_events BIGINT)"
             )
             self._con.execute("CREATE TABLE IF NOT EXISTS deleted_products (product_id VARCHAR PRIMARY KEY)")
+            # Live catalog changes, in order: a model fitted before them catches up when loaded.
+            self._con.execute("CREATE SEQUENCE IF NOT EXISTS product_log_seq")
+            self._con.execute("CREATE TABLE IF NOT EXISTS product_log "
+                              "(seq BIGINT, changed_at TIMESTAMP, product_id VARCHAR, op VARCHAR)")
             # Features exactly as served, per shown result, for training on what was served.
             for sql in served_log.create_sql():
                 self._con.execute(sql)
@@ -224,8 +228,11 @@ class Store:
         self.write(ds)
         return ds
 
-    def write(self, ds: Dataset) -> None:
-        """Store a validated dataset in one transaction (all of it or nothing)."""
+    def write(self, ds: Dataset, log_products: bool = False) -> None:
+        """Store a validated dataset in one transaction (all of it or nothing).
+
+        ``log_products``: record the products as live changes (``product_log``).
+        """
         events = self._pseudonymized(ds.events, ds.pseudonymized)
         reviews = self._pseudonymized(ds.reviews, ds.pseudonymized)
         products = ds.products
@@ -236,6 +243,10 @@ class Store:
             with _transaction(con):
                 if products is not None and len(products):
                     self._upsert_products(products)
+                    if log_products:
+                        with _registered(con, "_pl", products[["product_id"]]):
+                            con.execute("INSERT INTO product_log SELECT nextval('product_log_seq'), ?, product_id, "
+                                        "'upsert' FROM _pl", [utc_now()])
                 if reviews is not None and len(reviews):
                     with _registered(con, "_r", reviews[REVIEWS.names]):
                         sql, params = (_not_stored(con, "_r", REVIEWS, "product_id IN (SELECT product_id FROM _r)")
@@ -312,7 +323,9 @@ class Store:
         return len(events)
 
     def upsert_products(self, products: pd.DataFrame) -> None:
-        self.write(Dataset(products=products, pseudonymized=True))
+        """Add or replace products live (logged for :meth:`product_changes`)."""
+        with self._lock:
+            self.write(Dataset(products=products, pseudonymized=True), log_products=True)
 
     def delete_product(self, product_id: str) -> bool:
         """Remove a product and remember the deletion; return whether it was stored."""
@@ -321,7 +334,24 @@ class Store:
                 n = _scalar(self._con, "SELECT count(*) FROM products WHERE product_id = ?", [product_id])
                 self._con.execute("DELETE FROM products WHERE product_id = ?", [product_id])
                 self._con.execute("INSERT OR IGNORE INTO deleted_products VALUES (?)", [product_id])
+                self._con.execute("INSERT INTO product_log SELECT nextval('product_log_seq'), ?, ?, 'delete'",
+                                  [utc_now(), product_id])
         return bool(n)
+
+    def product_changes(self, since) -> tuple[pd.DataFrame, list[str]]:
+        """Live catalog changes logged after ``since``: (upserted products as stored now, deleted ids).
+
+        Each product counts once, by its last change; a product upserted and
+        then deleted is only deleted.
+        """
+        last = ("SELECT product_id, arg_max(op, seq) AS op FROM product_log WHERE changed_at > CAST(? AS TIMESTAMP) "
+                "GROUP BY product_id")
+        with self._lock:
+            ups = self._con.execute(f"SELECT p.* FROM products p JOIN ({last}) c USING (product_id) "
+                                    "WHERE c.op = 'upsert' ORDER BY p.product_id", [since]).df()
+            gone = self._con.execute(f"SELECT product_id FROM ({last}) WHERE op = 'delete' ORDER BY product_id",
+                                     [since]).df()
+        return ups, gone["product_id"].tolist()
 
     # -- erasure --------------------------------------------------------------
     def log_served(self, records: list[dict]) -> None:
@@ -441,6 +471,11 @@ class Store:
         out = df[["request_id", "product_id"]].copy()
         out["features"] = served_log.as_dicts(df)
         return out
+
+
+def utc_now() -> pd.Timestamp:
+    """Wall-clock UTC, naive (the store's timestamps): when a change happened or a fit began."""
+    return pd.Timestamp.now("UTC").tz_localize(None)
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
