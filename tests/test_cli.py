@@ -75,6 +75,8 @@ def _serve_from_the_command_line(shop: Path, home: Path) -> None:
     assert out == {"erased": True, "removed_rows": 4}  # the three events and the shopper's row; nothing from bad.jsonl
     again = [i["product_id"] for i in _last_json(runner.invoke(app, ["recommend", "cli-newcomer", *h, "--json"]))["items"]]
     assert again == stranger
+    r = runner.invoke(app, ["forget", "cli-newcomer", "--home", str(home.parent / "no-such-home")])
+    assert r.exit_code == 1 and "no such home" in r.output
 
 
 @pytest.fixture(scope="module")

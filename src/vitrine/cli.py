@@ -281,6 +281,8 @@ def forget(
     from vitrine.engine import CURRENT_FILE, Engine
 
     home_ = resolve_home(home)
+    if not home_.is_dir():  # "0 rows removed" from a mistyped home would read as done
+        raise VitrineError(f"{home_}: no such home")
     engine = Engine.load(home_) if (home_ / CURRENT_FILE).exists() else Engine(home=home_)
     try:
         n = engine.forget_user(user)
