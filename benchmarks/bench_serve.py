@@ -8,6 +8,7 @@
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --warm   # each query asked once first
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --query-mix logged   # the log's query mix
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --erase 5   # Engine.forget_user, on copies
+    python benchmarks/bench_serve.py --home .vitrine --upserts 20   # live upserts/deletes, then a reload, on a copy
 
 It builds (or reuses) a fitted home under .bench/, starts `vitrine serve` in a
 subprocess, then drives it with its own asyncio + httpx client (closed loop,
@@ -312,6 +313,51 @@ def erase_timing(home: Path, users: list[str], n: int) -> dict:
     return out
 
 
+def upsert_timing(home: Path, n: int) -> dict:
+    """On a copy of ``home``: ``Engine.upsert_products`` of ``n`` existing products (retitled), one call each,
+    then ``n`` deletes, then ``Engine.load`` (which applies those 2n changes) against a load with none."""
+    import shutil
+    import tempfile
+
+    from vitrine.data.store import utc_now
+    from vitrine.engine import Engine
+
+    with tempfile.TemporaryDirectory(dir=home.parent) as tmp:
+        copy = Path(tmp) / "home"
+        shutil.copytree(home, copy)
+        meta_path = copy / "models" / (copy / "CURRENT").read_text().strip() / "engine.json"
+        meta = json.loads(meta_path.read_text())
+        stamped = meta.get("fitted_at") is None
+        if stamped:  # saved before fits recorded when they began (no catch-up): as if it began now
+            meta["fitted_at"] = str(utc_now())
+            meta_path.write_text(json.dumps(meta))
+        Engine.load(copy).close()  # the first load in a process also pays imports and model warm-up
+        t = time.perf_counter()
+        engine = Engine.load(copy)
+        load_before = time.perf_counter() - t
+        ids = [str(x) for x in engine.catalog_.ids[:n]]
+        secs = []
+        for pid in ids:
+            rec = engine.product(pid)
+            t = time.perf_counter()
+            engine.upsert_products([{**rec, "title": f"{rec.get('title') or ''} v2"}])
+            secs.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for pid in engine.catalog_.ids[n: 2 * n]:
+            engine.delete_product(str(pid))
+        delete_s = (time.perf_counter() - t) / n
+        engine.close()
+        t = time.perf_counter()
+        engine = Engine.load(copy)
+        load_after = time.perf_counter() - t
+        assert engine.product(ids[0])["title"].endswith(" v2")
+        engine.close()
+    return {"products": len(engine.catalog_), "upserts": n, "upsert_mean_s": round(float(np.mean(secs)), 3),
+            "upsert_max_s": round(float(np.max(secs)), 3), "delete_mean_s": round(delete_s, 4),
+            "load_s": round(load_before, 2), "load_with_changes_s": round(load_after, 2),
+            "fitted_at_stamped": stamped}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--products", type=int, default=20000)
@@ -337,6 +383,8 @@ def main() -> None:
                          "likely as any: the caches' worst case), or as often as the shop's log asks it")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-ingest", action="store_true", help="search runs only (the home's store is not written)")
+    ap.add_argument("--upserts", type=int, default=0, metavar="N",
+                    help="instead: time N live upserts and deletes and the reload that applies them, on a copy of --home")
     ap.add_argument("--erase", type=int, default=0, metavar="N",
                     help="instead: time Engine.forget_user for the shop's N most active shoppers on copies of --home")
     args = ap.parse_args()
@@ -349,6 +397,9 @@ def main() -> None:
         home, shop = args.home, args.shop
     else:
         shop, home = build_home(args.products, args.users, args.seed, args.base)
+    if args.upserts:
+        print(json.dumps(upsert_timing(home, args.upserts)))
+        return
     queries, users, pids = ["shoes", "bag", "red dress", "lamp", "jacket"], [f"bench-u{i}" for i in range(200)], []
     logged: list[str] = []  # one entry per logged result page: drawing from it follows the log's query mix
     if shop is not None and (shop / "events.parquet").exists():

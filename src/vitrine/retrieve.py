@@ -987,11 +987,11 @@ class Retriever:
         for index, batch in ((self.lexical_, seen), (getattr(self, "ngram_", None), docs)):
             if index is None:
                 continue
-            for row, doc in zip(rows, batch, strict=True):
-                if row < index.n_docs_:
-                    index.replace(int(row), doc)
-                else:
-                    index.append([doc])
+            old = rows < index.n_docs_
+            index.replace_rows(rows[old], [d for d, o in zip(batch, old, strict=True) if o])
+            new = np.flatnonzero(~old)
+            if len(new):  # rows appended to the catalog, in row order
+                index.append([batch[i] for i in new[np.argsort(rows[new], kind="stable")]])
 
     def _add_modalities(self, rows: np.ndarray, reviews) -> None:
         n = len(self.catalog_)

@@ -36,6 +36,38 @@ def test_append_and_replace_match_a_refit_on_same_stats() -> None:
     assert idx.score("umbrella")[0] > 0 and idx.score("running")[0] == 0
 
 
+def test_replacing_rows_at_once_equals_scoring_them_as_appended() -> None:
+    import copy
+
+    docs = [{"title": d, "description": d[::-1]} for d in DOCS]
+    idx = BM25Index(fields={"title": 1.0, "description": 0.5}).fit(docs)
+    new = [{"title": "purple umbrella", "description": "rain"}, {"title": "red red socks", "description": ""}]
+    ref = copy.deepcopy(idx)
+    ref.append(new)  # rows 8 and 9: the new texts scored with the fitted statistics
+    before = {f: m.tocsr() for f, m in idx.matrices_.items()}
+    idx.replace_rows(np.array([5, 2]), new)
+    assert idx.n_docs_ == len(DOCS)
+    for f, m in idx.matrices_.items():
+        m, r = m.tocsr(), ref.matrices_[f].tocsr()
+        assert m.shape == (len(DOCS), len(idx.vocab_))
+        for row in range(len(DOCS)):
+            want = r[8] if row == 5 else r[9] if row == 2 else before[f][row]
+            np.testing.assert_array_equal(m[row].toarray().ravel()[: want.shape[1]], want.toarray().ravel())
+    assert idx.sequence(5).tolist() == ref.sequence(8).tolist() and idx.sequence(2).tolist() == ref.sequence(9).tolist()
+    assert [idx.sequence(r).tolist() for r in (0, 1, 3, 4, 6, 7)] == [ref.sequence(r).tolist() for r in (0, 1, 3, 4, 6, 7)]
+    assert idx.score("umbrella").argmax() == 5 and idx.score("socks").argmax() == 2
+
+
+def test_a_term_only_a_later_field_of_an_appended_document_has_is_searchable() -> None:
+    """A live upsert whose description brings a new word: searching it raised IndexError (HTTP 500)."""
+    idx = BM25Index(fields={"title": 1.0, "description": 0.5}).fit(
+        [{"title": "red shoe", "description": "nice"}, {"title": "blue hat", "description": "warm"}])
+    idx.append([{"title": "green cap", "description": "zebra"}])
+    assert {m.shape[1] for m in idx.matrices_.values()} == {len(idx.vocab_)}
+    s = idx.score("zebra")
+    assert s.argmax() == 2 and s[2] > 0 and s[:2].max() == 0
+
+
 def test_chinese_is_segmented() -> None:
     toks = tokenize("红色跑步鞋 running")
     assert "running" in toks and len(toks) >= 3

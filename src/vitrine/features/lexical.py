@@ -182,8 +182,11 @@ class BM25Index:
 
         New terms get the IDF of a term seen once; IDF is refreshed at the next fit.
         """
+        # Every field's new terms first: each matrix then spans the whole vocabulary, so a
+        # query word that only a later field brought in finds its column in every field.
+        tokens = {f: self._rebuild_vocab_tokens(docs, f) for f in self.fields_}
         for f in self.fields_:
-            toks = self._rebuild_vocab_tokens(docs, f)
+            toks = tokens[f]
             if f == "title" and getattr(self, "sequences_", None) is not None:
                 indptr, cols = self.sequences_
                 add_ptr, add_cols = self._pack(toks)
@@ -203,28 +206,40 @@ class BM25Index:
 
     def replace(self, row: int, doc: dict[str, str]) -> None:
         """Re-score one document in place (catalog upsert of an existing product)."""
-        self.append([doc])
+        self.replace_rows(np.asarray([row]), [doc])
+
+    def replace_rows(self, rows: np.ndarray, docs: Sequence[dict[str, str]]) -> None:
+        """Re-score documents in place (catalog upserts of existing products), in one pass.
+
+        The documents are appended as new rows, then every row is gathered
+        from where it now lives; row by row through LIL this took 0.8 s a
+        product on the 20k demo catalog.
+        """
+        rows = np.asarray(rows, np.int64)
+        if not len(rows):
+            return
+        n = self.n_docs_
+        self.append(docs)
+        take = np.arange(n)
+        take[rows] = n + np.arange(len(rows))
         for f in self.fields_:
-            m = self.matrices_[f].tolil()
-            m[row] = m[m.shape[0] - 1]
-            self.matrices_[f] = m[:-1].tocsc()
-        self.n_docs_ -= 1
+            self.matrices_[f] = self.matrices_[f].tocsr()[take].tocsc()
+        self.n_docs_ = n
         if getattr(self, "sequences_", None) is not None:
-            # The appended last document takes the row's place, as in the matrices.
             indptr, cols = self.sequences_
-            last = cols[indptr[-2]:]
-            lens = np.diff(indptr)[:-1]
-            lens[row] = len(last)
-            cols = np.concatenate([cols[: indptr[row]], last, cols[indptr[row + 1]: indptr[-2]]])
-            self.sequences_ = (np.concatenate([[0], np.cumsum(lens)]), cols)
+            lens = np.diff(indptr)[take]
+            out = np.concatenate([[0], np.cumsum(lens)])
+            self.sequences_ = (out, cols[np.repeat(indptr[take] - out[:-1], lens) + np.arange(out[-1])])
 
     def score_fields(self, query: str) -> dict[str, np.ndarray]:
         """Per-field BM25 scores of every document, each of shape (n_docs,)."""
         cols = [self.vocab_[t] for t in self._tokens(query) if t in self.vocab_]
         out = {}
         for f, m in self.matrices_.items():
-            if cols:
-                out[f] = column_sums(m, cols)
+            # A home saved before append widened every field's matrix can lack a later term's column.
+            fc = [c for c in cols if c < m.shape[1]]
+            if fc:
+                out[f] = column_sums(m, fc)
             else:
                 out[f] = np.zeros(m.shape[0], dtype=np.float32)
         return out
