@@ -78,6 +78,21 @@ def _serve_from_the_command_line(shop: Path, home: Path) -> None:
     r = runner.invoke(app, ["forget", "cli-newcomer", "--home", str(home.parent / "no-such-home")])
     assert r.exit_code == 1 and "no such home" in r.output
 
+    # Another process (a running `vitrine serve`) holds the store: writes say so, reads use the saved model.
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(120)", str(home / "store.duckdb")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = runner.invoke(app, ["forget", "cli-newcomer", *h])
+        assert r.exit_code == 1 and "in use by another process" in r.output and "Traceback" not in r.output
+        r = runner.invoke(app, ["search", "red", *h, "--k", "3", "--json"])
+        assert "store is in use by another process" in r.stderr
+        assert len(_last_json(r)["items"]) == 3
+    finally:
+        holder.kill()
+        holder.wait()
+
 
 @pytest.fixture(scope="module")
 def tiny_shop(tmp_path_factory) -> Path:

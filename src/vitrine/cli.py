@@ -43,6 +43,13 @@ def _err(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
 
 
+def _store_in_use(exc: Exception) -> bool:
+    """DuckDB lets one process write a database: another one (a running `vitrine serve`) holds it."""
+    import duckdb
+
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
 def friendly(fn):
     """Turn the errors a user can cause into a message and exit code 1."""
 
@@ -52,6 +59,12 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except (VitrineError, ValueError, FileNotFoundError, PermissionError) as exc:
             _err(str(exc))
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            if not _store_in_use(exc):
+                raise
+            _err("the home's store is in use by another process (a running `vitrine serve`?): "
+                 f"use its HTTP API, or stop it first. {str(exc).splitlines()[0]}")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -165,6 +178,21 @@ def serve(
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object (the API's result items)")]
+
+
+def _load_for_reading(home: Path | None):
+    """The home's saved model with what the store holds since its fit; the model alone, with a
+    warning, when another process (a running `vitrine serve`) has the store."""
+    from vitrine.engine import Engine
+
+    try:
+        return Engine.load(resolve_home(home))
+    except Exception as exc:
+        if not _store_in_use(exc):
+            raise
+    typer.echo("warning: the home's store is in use by another process (a running `vitrine serve`?); answering "
+               "from the saved model alone, without the events and catalog changes recorded since its fit", err=True)
+    return Engine.load(resolve_home(home), replay=False)
 KOpt = Annotated[int, typer.Option("--k", min=1, help="how many results")]
 
 
@@ -199,13 +227,11 @@ def search(
     home: HomeOpt = None,
 ) -> None:
     """Search the fitted home's catalog as the API's /search does."""
-    from vitrine.engine import Engine
-
     if not query and image is None:
         raise VitrineError("give a text query, --image PHOTO, or both")
     if image is not None and not image.is_file():
         raise FileNotFoundError(f"{image}: no such photo")
-    engine = Engine.load(resolve_home(home))
+    engine = _load_for_reading(home)
     try:
         res = engine.search(query, user_id=user, k=k, query_image=image, explain=explain)
         _show(engine, res, as_json, {"query": query, "image": str(image) if image else None, "user_id": user})
@@ -222,9 +248,7 @@ def recommend(
     home: HomeOpt = None,
 ) -> None:
     """A shopper's home-feed recommendations (popular products for a stranger)."""
-    from vitrine.engine import Engine
-
-    engine = Engine.load(resolve_home(home))
+    engine = _load_for_reading(home)
     try:
         _show(engine, engine.recommend(user, k=k), as_json, {"user_id": user})
     finally:
@@ -240,9 +264,7 @@ def similar(
     home: HomeOpt = None,
 ) -> None:
     """Products like this one, by behaviour and content."""
-    from vitrine.engine import Engine
-
-    engine = Engine.load(resolve_home(home))
+    engine = _load_for_reading(home)
     try:
         _show(engine, engine.similar(product, k=k), as_json, {"product_id": product})
     finally:
