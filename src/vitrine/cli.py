@@ -63,8 +63,9 @@ def friendly(fn):
         except Exception as exc:
             if not _store_in_use(exc):
                 raise
-            _err("the home's store is in use by another process (a running `vitrine serve`?): "
-                 f"use its HTTP API, or stop it first. {str(exc).splitlines()[0]}")
+            _err("the home's store is in use by another process (a running `vitrine serve`?): use its HTTP API "
+                 "(POST /events, DELETE /users/{id}, POST /admin/fit), or stop it first. "
+                 f"{str(exc).splitlines()[0]}")
             raise typer.Exit(1) from None
 
     return wrapper

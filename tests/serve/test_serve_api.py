@@ -168,7 +168,7 @@ def test_health_metrics_openapi(client: TestClient) -> None:
     ops = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
     assert {"search", "search_image", "recommend", "similar", "record_events", "put_product",
             "delete_product", "get_product", "forget_user", "suggest", "health", "metrics",
-            "reload_model", "put_rules", "product_image"} <= ops
+            "reload_model", "start_fit", "fit_status", "put_rules", "product_image"} <= ops
 
 
 def test_storefront_page_and_static(client: TestClient) -> None:

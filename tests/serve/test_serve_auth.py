@@ -19,6 +19,8 @@ WRITES = [
     ("put", "/rules/shoes", {"json": {"pin": ["p001"]}}),
     ("delete", "/rules/shoes", {}),
     ("post", "/admin/reload", {}),
+    ("post", "/admin/fit", {}),
+    ("get", "/admin/fit", {}),
 ]
 
 

@@ -121,3 +121,31 @@ def test_no_model_answers_503_until_reload(tmp_path, settings) -> None:
         assert c.get("/health").json()["status"] == "no-model"
         r = c.get("/search", params={"q": "x"})
         assert r.status_code == 503 and "vitrine fit" in r.json()["detail"]
+
+
+def test_fit_while_serving_swaps_in_a_model_trained_on_the_store(fresh) -> None:
+    """`vitrine fit` cannot open a store a running service holds (DuckDB: one writing process); POST /admin/fit
+    refits in the service, on its store, and swaps the result in while searches go on."""
+    import time
+
+    from vitrine.engine import Engine
+
+    client, auth, home = fresh(image_model="none", tower_seconds=5.0)
+    old = client.get("/health").json()["model_version"]
+    body = {"title": "Zorblax refit teapot", "category": "Home > Kitchen > Teapot", "price": 42.0}
+    assert client.put("/products/zx-refit", json=body, headers=auth).status_code == 200
+    r = client.post("/admin/fit", headers=auth)
+    assert r.status_code == 202 and r.json()["state"] == "running"
+    assert client.post("/admin/fit", headers=auth).status_code == 409  # one at a time
+    searches: list[int] = []
+    deadline = time.time() + 900
+    while (status := client.get("/admin/fit", headers=auth).json())["state"] == "running" and time.time() < deadline:
+        searches.append(client.get("/search", params={"q": "teapot", "facets": False}).status_code)
+        time.sleep(0.5)
+    assert status["state"] == "done", status
+    assert status["previous_version"] == old and status["model_version"] != old
+    assert client.get("/health").json()["model_version"] == status["model_version"]
+    assert searches and set(searches) == {200}
+    saved = Engine.load(home, replay=False)  # trained on the store: the product is in the saved model itself
+    assert saved.catalog_.get_index("zx-refit") is not None and saved.version_ == status["model_version"]
+    saved.close()

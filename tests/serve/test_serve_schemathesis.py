@@ -10,7 +10,8 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 
 MAX_EXAMPLES = 15
-SKIP = {("POST", "/admin/reload")}  # loads a model from disk: slow, and covered by test_serve_realtime
+# Loading a model from disk and refitting are slow, and covered by test_serve_realtime.
+SKIP = {("POST", "/admin/reload"), ("POST", "/admin/fit")}
 
 
 def test_no_server_errors_on_generated_input(fresh) -> None:

@@ -253,6 +253,16 @@ class HealthOut(BaseModel):
     uptime_s: float
 
 
+class FitOut(BaseModel):
+    state: str  # "idle", "running", "done" or "failed"
+    started: float | None = None  # unix seconds
+    finished: float | None = None
+    model_version: str | None = None  # the model the fit saved and swapped in
+    previous_version: str | None = None
+    seconds: float | None = None
+    error: str | None = None
+
+
 class ReloadOut(BaseModel):
     model_version: str | None
     previous_version: str | None

@@ -185,6 +185,8 @@ class AppState:
         self.facets = LRU(FACET_CACHE)
         self._swap = threading.Lock()
         self._reload = threading.Lock()
+        self._fit_lock = threading.Lock()
+        self.fit_status: dict = {"state": "idle"}
         self.started = time.time()
         self.engine: Engine | None = None
         self.load_error: str | None = None
@@ -211,6 +213,39 @@ class AppState:
             n = engine.forget_user(user_id)
         self.suggest.forget(engine.user_key(user_id))
         return n
+
+    def start_fit(self) -> dict:
+        """Refit every model on the store in a background thread, save it, then swap it in.
+
+        A separate ``vitrine fit`` cannot run while this process holds the
+        store (DuckDB lets one process write it); this fit reads it through
+        a connection of this process. Searches go on meanwhile, sharing the
+        cores with it.
+        """
+        with self._fit_lock:
+            if self.fit_status["state"] == "running":
+                raise VitrineError("a fit is already running; GET /admin/fit tells when it is done")
+            self.fit_status = {"state": "running", "started": time.time()}
+        threading.Thread(target=self._fit, name="vitrine-fit", daemon=True).start()
+        return dict(self.fit_status)
+
+    def _fit(self) -> None:
+        started = self.fit_status["started"]
+        try:
+            engine = Engine(home=self.home, settings=self.settings)
+            try:
+                engine.fit()
+                engine.save()
+            finally:
+                engine.close()
+            new, old = self.reload()
+            status = {"state": "done", "model_version": new, "previous_version": old}
+        except Exception as exc:  # reported by GET /admin/fit; the served model is untouched
+            status = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        finished = time.time()
+        with self._fit_lock:
+            self.fit_status = {**status, "started": started, "finished": finished,
+                               "seconds": round(finished - started, 1)}
 
     def reload(self) -> tuple[str | None, str | None]:
         """Load the latest saved model and swap it in; return (new, old) versions."""
