@@ -197,6 +197,15 @@ def _load_for_reading(home: Path | None):
 KOpt = Annotated[int, typer.Option("--k", min=1, help="how many results")]
 
 
+def _answer(home: Path | None, as_json: bool, head: dict, ask) -> None:
+    """Load the home for reading, print ``ask(engine)``'s results as the API shows them."""
+    engine = _load_for_reading(home)
+    try:
+        _show(engine, ask(engine), as_json, head)
+    finally:
+        engine.close()
+
+
 def _show(engine, res, as_json: bool, head: dict) -> None:
     """Results as the API shows them: one JSON object, or a line per product."""
     from vitrine.serve.present import items
@@ -232,12 +241,8 @@ def search(
         raise VitrineError("give a text query, --image PHOTO, or both")
     if image is not None and not image.is_file():
         raise FileNotFoundError(f"{image}: no such photo")
-    engine = _load_for_reading(home)
-    try:
-        res = engine.search(query, user_id=user, k=k, query_image=image, explain=explain)
-        _show(engine, res, as_json, {"query": query, "image": str(image) if image else None, "user_id": user})
-    finally:
-        engine.close()
+    _answer(home, as_json, {"query": query, "image": str(image) if image else None, "user_id": user},
+            lambda e: e.search(query, user_id=user, k=k, query_image=image, explain=explain))
 
 
 @app.command()
@@ -249,11 +254,7 @@ def recommend(
     home: HomeOpt = None,
 ) -> None:
     """A shopper's home-feed recommendations (popular products for a stranger)."""
-    engine = _load_for_reading(home)
-    try:
-        _show(engine, engine.recommend(user, k=k), as_json, {"user_id": user})
-    finally:
-        engine.close()
+    _answer(home, as_json, {"user_id": user}, lambda e: e.recommend(user, k=k))
 
 
 @app.command()
@@ -265,11 +266,7 @@ def similar(
     home: HomeOpt = None,
 ) -> None:
     """Products like this one, by behaviour and content."""
-    engine = _load_for_reading(home)
-    try:
-        _show(engine, engine.similar(product, k=k), as_json, {"product_id": product})
-    finally:
-        engine.close()
+    _answer(home, as_json, {"product_id": product}, lambda e: e.similar(product, k=k))
 
 
 @app.command()
