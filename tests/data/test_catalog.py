@@ -85,3 +85,15 @@ def test_save_load_round_trip(tmp_path):
     back = Catalog.load(tmp_path / "m", root=tmp_path)
     assert back.ids.tolist() == cat.ids.tolist() and back.active.tolist() == [False, True, True]
     assert back.root == tmp_path and back.index_of("p2") == 2
+
+
+def test_a_nullable_boolean_column_reads_as_none(tmp_path) -> None:
+    """DuckDB (a fit from the store) and Parquet give pandas' nullable booleans, whose pd.NA raises when tested."""
+    from vitrine.serve.present import _Columns
+
+    products = pd.DataFrame({"product_id": ["a", "b", "c"], "in_stock": pd.array([True, None, False], dtype="boolean")})
+    cat = Catalog(products)
+    assert cat.products["in_stock"].tolist() == [True, None, False]
+    cat.save(tmp_path)
+    assert Catalog.load(tmp_path).products["in_stock"].tolist() == [True, None, False]
+    assert _Columns(cat.products).stock.tolist() == [True, True, False]  # missing reads as in stock

@@ -43,6 +43,12 @@ class Catalog:
             if col not in products:
                 products[col] = None
         self.products = products[PRODUCTS.names].copy()
+        for col in self.products:
+            # pandas' nullable booleans (DuckDB gives them; Parquet keeps them) hold pd.NA, whose
+            # truth value raises: the rest of the code reads a missing flag as None.
+            if isinstance(self.products[col].dtype, pd.BooleanDtype):
+                v = self.products[col]
+                self.products[col] = v.astype(object).where(v.notna(), None)
         self.root = root
         self.active = np.ones(len(products), dtype=bool)
         self._index = {pid: i for i, pid in enumerate(self.products["product_id"])}

@@ -184,9 +184,10 @@ class AppState:
         # retrieval only, so they are shared by every shopper; cleared on catalog changes.
         self.facets = LRU(FACET_CACHE)
         self._swap = threading.Lock()
-        self._reload = threading.Lock()
+        self._reload = threading.RLock()  # reentrant: a fit's swap holds it across its own reload
         self._fit_lock = threading.Lock()
         self.fit_status: dict = {"state": "idle"}
+        self._erased_during_fit: list[str] = []
         self.started = time.time()
         self.engine: Engine | None = None
         self.load_error: str | None = None
@@ -211,6 +212,9 @@ class AppState:
         with self._reload, self.lock.write():
             engine = self.engine
             n = engine.forget_user(user_id)
+            with self._fit_lock:
+                if self.fit_status["state"] == "running":  # it may have read their events already
+                    self._erased_during_fit.append(user_id)
         self.suggest.forget(engine.user_key(user_id))
         return n
 
@@ -226,6 +230,7 @@ class AppState:
             if self.fit_status["state"] == "running":
                 raise VitrineError("a fit is already running; GET /admin/fit tells when it is done")
             self.fit_status = {"state": "running", "started": time.time()}
+            self._erased_during_fit = []
         threading.Thread(target=self._fit, name="vitrine-fit", daemon=True).start()
         return dict(self.fit_status)
 
@@ -236,9 +241,16 @@ class AppState:
             try:
                 engine.fit()
                 engine.save()
+                # Erasures wait from here to the swap; those made while the fit read and
+                # learnt from the store are applied to the new model first.
+                with self._reload:
+                    with self._fit_lock:
+                        erased, self._erased_during_fit = self._erased_during_fit, []
+                    for user_id in erased:
+                        engine.forget_user(user_id)
+                    new, old = self.reload()
             finally:
                 engine.close()
-            new, old = self.reload()
             status = {"state": "done", "model_version": new, "previous_version": old}
         except Exception as exc:  # reported by GET /admin/fit; the served model is untouched
             status = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
