@@ -9,6 +9,7 @@
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --query-mix logged   # the log's query mix
     python benchmarks/bench_serve.py --home .vitrine --shop demo-shop --erase 5   # Engine.forget_user, on copies
     python benchmarks/bench_serve.py --home .vitrine --upserts 20   # live upserts/deletes, then a reload, on a copy
+    python benchmarks/bench_serve.py --products 2000 --users 500 --refit   # searches before, during, after POST /admin/fit
 
 It builds (or reuses) a fitted home under .bench/, starts `vitrine serve` in a
 subprocess, then drives it with its own asyncio + httpx client (closed loop,
@@ -109,11 +110,12 @@ def _stats(lat: list[float], errors: int, seconds: float) -> dict:
 
 
 async def load_search(url: str, queries: list[str], users: list[str], concurrency: int, duration: float,
-                      facets: bool, seed: int) -> dict:
+                      facets: bool, seed: int, lat: list[float] | None = None) -> dict:
+    """Closed-loop searches for ``duration`` s; ``lat`` (when given) collects each latency too."""
     import httpx
 
     rng = random.Random(seed)
-    lat: list[float] = []
+    lat = [] if lat is None else lat
     errors = 0
     end = time.perf_counter() + duration
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -138,6 +140,27 @@ async def load_search(url: str, queries: list[str], users: list[str], concurrenc
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return _stats(lat, errors, time.perf_counter() - start)
+
+
+async def refit_run(url: str, key: str, queries: list[str], users: list[str], duration: float) -> dict:
+    """One connection of searches before, during and after ``POST /admin/fit`` (the fit shares the cores)."""
+    import httpx
+
+    before = await load_search(url, queries, users, 1, duration, False, 1)
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        r = await c.post("/admin/fit", headers=auth)
+        r.raise_for_status()
+        lat: list[float] = []
+        errors, t0 = 0, time.perf_counter()
+        while True:
+            errors += (await load_search(url, queries, users, 1, 5.0, False, 2, lat))["errors"]
+            status = (await c.get("/admin/fit", headers=auth)).json()
+            if status["state"] != "running":
+                break
+    during = _stats(lat, errors, time.perf_counter() - t0)
+    after = await load_search(url, queries, users, 1, duration, False, 3)
+    return {"before": before, "during_fit": during, "after": after, "fit": status}
 
 
 async def ask_each(url: str, queries: list[str], users: list[str]) -> None:
@@ -383,6 +406,8 @@ def main() -> None:
                          "likely as any: the caches' worst case), or as often as the shop's log asks it")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-ingest", action="store_true", help="search runs only (the home's store is not written)")
+    ap.add_argument("--refit", action="store_true",
+                    help="instead of the load runs: searches before, during and after POST /admin/fit")
     ap.add_argument("--upserts", type=int, default=0, metavar="N",
                     help="instead: time N live upserts and deletes and the reload that applies them, on a copy of --home")
     ap.add_argument("--erase", type=int, default=0, metavar="N",
@@ -441,7 +466,10 @@ def main() -> None:
             t = time.time()
             asyncio.run(ask_each(server.url, queries, users))
             report["warm_s"] = round(time.time() - t, 1)
-        for c in [int(x) for x in args.concurrency.split(",")]:
+        if args.refit:
+            report["refit"] = asyncio.run(refit_run(server.url, key, draw, users, args.duration))
+            print(json.dumps(report["refit"]), file=sys.stderr)
+        for c in [int(x) for x in args.concurrency.split(",")] if not args.refit else []:
             for facets in (True, False):
                 load_before = os.getloadavg()[0]
                 if args.client == "wrk":
@@ -453,7 +481,7 @@ def main() -> None:
                           "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
                 report["search"].append(s)
                 print(json.dumps(s), file=sys.stderr)
-        if not args.skip_ingest:
+        if not args.skip_ingest and not args.refit:
             stats, acked = asyncio.run(load_events(server.url, key, pids, users, args.events, args.batch,
                                                    args.ingest_concurrency, tag))
             report["ingest"] = stats
@@ -482,6 +510,16 @@ def main() -> None:
         print(f"| /search personalized | {s['concurrency']} | {s['facets']} | {s['requests']} | {s['errors']} | "
               f"{s['rps']} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} | "
               f"{s['load_1min'][0]}, {s['load_1min'][1]} |")
+    if report.get("refit"):
+        r = report["refit"]
+        print(f"\nPOST /admin/fit: {r['fit']['state']} in {r['fit'].get('seconds')} s "
+              f"({r['fit'].get('previous_version')} -> {r['fit'].get('model_version')})\n")
+        print("| searches, 1 connection | req | errors | req/s | p50 ms | p90 ms | p99 ms | max ms |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name in ("before", "during_fit", "after"):
+            x = r[name]
+            print(f"| {name} | {x['requests']} | {x['errors']} | {x['rps']} | {x['p50_ms']} | {x['p90_ms']} | "
+                  f"{x['p99_ms']} | {x['max_ms']} |")
     i = report["ingest"]
     if i is None:
         if args.json:

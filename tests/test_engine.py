@@ -247,3 +247,13 @@ def test_live_catalog_changes_survive_a_reload(copy_home) -> None:
     assert before.catalog_.get_index("zx-teapot") is None and victim in before.search("shirt", k=50).item_ids
     loaded.close()
     before.close()
+
+
+def test_retriever_add_with_a_row_twice_keeps_the_indexes_aligned(copy_home) -> None:
+    engine = Engine.load(copy_home, replay=False)
+    n = len(engine.catalog_)
+    rows = engine.catalog_.upsert(pd.DataFrame([{"product_id": "zx-twice", "title": "Quokka basalt lantern"}]))
+    engine.retriever_.add(np.concatenate([rows, rows]))
+    assert engine.retriever_.lexical_.n_docs_ == n + 1 == len(engine.catalog_)
+    assert engine.retriever_.retrieve("quokka basalt lantern", k=1).rows.tolist() == rows.tolist()
+    engine.close()

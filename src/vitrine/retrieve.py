@@ -982,6 +982,7 @@ class Retriever:
 
     def _index_docs(self, rows: np.ndarray) -> None:
         """Lexical and trigram rows for added or replaced products (after their photos are read)."""
+        rows = np.unique(rows)  # a row given twice is indexed once (its text is the catalog's)
         docs = [product_doc(self.catalog_, int(r)) for r in rows]
         seen = self._with_seen([dict(d) for d in docs], rows) if "seen" in self.lexical_.fields_ else docs
         for index, batch in ((self.lexical_, seen), (getattr(self, "ngram_", None), docs)):
@@ -990,8 +991,8 @@ class Retriever:
             old = rows < index.n_docs_
             index.replace_rows(rows[old], [d for d, o in zip(batch, old, strict=True) if o])
             new = np.flatnonzero(~old)
-            if len(new):  # rows appended to the catalog, in row order
-                index.append([batch[i] for i in new[np.argsort(rows[new], kind="stable")]])
+            if len(new):  # rows appended to the catalog (sorted: in row order)
+                index.append([batch[i] for i in new])
 
     def _add_modalities(self, rows: np.ndarray, reviews) -> None:
         n = len(self.catalog_)
