@@ -450,3 +450,24 @@ def test_a_served_log_of_json_rows_is_converted_in_place(tmp_path) -> None:
     with duckdb.connect(str(served_path(path)), read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert tables == {"served_rows", "served_names"}
+
+
+def test_product_changes_list_live_upserts_and_deletes_after_a_time(store, tmp_path):
+    from vitrine.data.dataset import coerce_table
+    from vitrine.data.schema import PRODUCTS
+    from vitrine.data.store import utc_now
+
+    store.ingest(make_shop(tmp_path / "shop"))  # a folder ingest: not a live change
+    since = utc_now()
+    assert store.product_changes(since)[0].empty and store.product_changes(since)[1] == []
+    live, _ = coerce_table(pd.DataFrame([{"product_id": "p1", "title": "thing one, renamed"},
+                                         {"product_id": "p9", "title": "new thing"}]), PRODUCTS, "products")
+    store.upsert_products(live)
+    for pid in ("p2", "p9", "p3"):
+        store.delete_product(pid)
+    ups, gone = store.product_changes(since)
+    assert ups["product_id"].tolist() == ["p1"] and ups["title"].tolist() == ["thing one, renamed"]
+    assert gone == ["p2", "p3", "p9"]  # p9: added, then deleted
+    store.ingest(make_shop(tmp_path / "shop"))  # ingested again: p2 and p3 are back in the store
+    assert store.product_changes(since)[1] == ["p9"]
+    assert store.product_changes(utc_now())[1] == []

@@ -342,15 +342,17 @@ class Store:
         """Live catalog changes logged after ``since``: (upserted products as stored now, deleted ids).
 
         Each product counts once, by its last change; a product upserted and
-        then deleted is only deleted.
+        then deleted is only deleted. Folder ingests are not logged, but what
+        they stored is what an upsert returns and what a deletion checks.
         """
         last = ("SELECT product_id, arg_max(op, seq) AS op FROM product_log WHERE changed_at > CAST(? AS TIMESTAMP) "
                 "GROUP BY product_id")
         with self._lock:
             ups = self._con.execute(f"SELECT p.* FROM products p JOIN ({last}) c USING (product_id) "
                                     "WHERE c.op = 'upsert' ORDER BY p.product_id", [since]).df()
-            gone = self._con.execute(f"SELECT product_id FROM ({last}) WHERE op = 'delete' ORDER BY product_id",
-                                     [since]).df()
+            # The store is the truth: a product deleted live and then ingested again is not gone.
+            gone = self._con.execute(f"SELECT product_id FROM ({last}) WHERE op = 'delete' AND product_id NOT IN "
+                                     "(SELECT product_id FROM products) ORDER BY product_id", [since]).df()
         return ups, gone["product_id"].tolist()
 
     # -- erasure --------------------------------------------------------------
