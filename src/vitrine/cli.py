@@ -179,6 +179,7 @@ def serve(
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object (the API's result items)")]
+KOpt = Annotated[int, typer.Option("--k", min=1, help="how many results")]
 
 
 def _load_for_reading(home: Path | None):
@@ -194,7 +195,6 @@ def _load_for_reading(home: Path | None):
     typer.echo("warning: the home's store is in use by another process (a running `vitrine serve`?); answering "
                "from the saved model alone, without the events and catalog changes recorded since its fit", err=True)
     return Engine.load(resolve_home(home), replay=False)
-KOpt = Annotated[int, typer.Option("--k", min=1, help="how many results")]
 
 
 def _answer(home: Path | None, as_json: bool, head: dict, ask) -> None:
