@@ -105,6 +105,15 @@ def test_upsert_is_searchable_at_once_and_delete_hides(fitted: Engine) -> None:
     fitted.delete_product("zz-new")
     fitted.delete_product("zz-bare")
     assert "zz-new" not in fitted.search("quixotic zebra", k=3).item_ids
+    # A deleted product keeps its row until the next fit, but nothing answers for it.
+    for ask in (fitted.similar, fitted.product):
+        with pytest.raises(NotFoundError, match="deleted"):
+            ask("zz-new")
+    # Upserted again, it is back.
+    fitted.upsert_products([{"product_id": "zz-new", "title": "Quixotic zebra lamp"}])
+    assert fitted.product("zz-new")["title"] == "Quixotic zebra lamp"
+    assert len(fitted.similar("zz-new", k=3)) == 3
+    fitted.delete_product("zz-new")
 
 
 def test_similar_excludes_itself(fitted: Engine) -> None:

@@ -298,7 +298,7 @@ class Engine:
     def similar(self, product_id: str, k: int = 10) -> Results:
         """Products like this one, by behaviour and content."""
         self._check()
-        row = self.catalog_.index_of(product_id)
+        row = self._live_row(product_id)
         rows, scores = self.personal_.similar(row, k=k)
         if len(rows) < k:
             crow, cscore = self.retriever_.similar(row, k=k)
@@ -410,9 +410,16 @@ class Engine:
             if durable:
                 self.store.delete_product(product_id)
 
+    def _live_row(self, product_id: str) -> int:
+        """Catalog row of a product that has not been deleted (a deleted one keeps its row until the next fit)."""
+        row = self.catalog_.index_of(product_id)
+        if not self.catalog_.active[row]:
+            raise NotFoundError(f"product id {product_id!r} was deleted from the catalog")
+        return row
+
     def product(self, product_id: str) -> dict:
         self._check()
-        rec = self.catalog_.products.iloc[self.catalog_.index_of(product_id)].to_dict()
+        rec = self.catalog_.products.iloc[self._live_row(product_id)].to_dict()
         return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}
 
     # -- persistence ----------------------------------------------------------
