@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     serve_switch_ms: float = Field(default=1.0, gt=0, le=100)  # `vitrine serve`: Python's GIL switch interval
     ranker: str = "lambdamart"  # search ranker: "lambdamart" (LightGBM click model), "neural" or "blend"
     ranker_models: int = Field(default=5, ge=1)  # LambdaMART boosters averaged when trained on judgments alone
+    # Judgments alone from at most this many queries: LambdaMART is kept only where 5-fold cross-validation
+    # says it ranks held-out queries better than a tuned blend of the retrieval sources (0: no check).
+    ranker_check_queries: int = Field(default=1000, ge=0)
     # Training and encoding loops time one thread against all of them and keep the faster
     # (vitrine.threads): two OpenMP threads crawl when another process holds a core.
     adaptive_threads: bool = True

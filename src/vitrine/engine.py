@@ -137,7 +137,8 @@ class Engine:
         with self._lock:
             self.catalog_, self.retriever_, self.personal_ = catalog, retriever, personal
             self.ranker_ = SearchRanker(model=self.settings.ranker, device=self.settings.device,
-                                       lambdamart_models=self.settings.ranker_models).fit(self, dataset)
+                                       lambdamart_models=self.settings.ranker_models,
+                                       check_max_queries=self.settings.ranker_check_queries).fit(self, dataset)
             self._size_query_caches()
             self.version_ = time.strftime("%Y%m%d-%H%M%S")
             self.fitted_at_ = str(started)

@@ -131,6 +131,54 @@ def test_judgments_alone_train_lambdamart_with_the_query_memory(shop, tmp_path) 
                                rtol=1e-6)
 
 
+@pytest.mark.parametrize("kept", ["trees", "blend", "mixture", None])
+def test_judgments_alone_are_cross_checked_against_a_tuned_blend(shop, tmp_path, monkeypatch, kept) -> None:
+    """With few judged queries the ranker keeps LambdaMART, the tuned blend of the sources or
+    their mixture, whichever cross-validates best (forced here, to exercise each); every kind
+    scores, explains and round-trips the same. Above ``check_max_queries`` no check runs."""
+    import vitrine.rank.ranker as ranker_mod
+    from vitrine.rank.lambdamart import LambdaMART
+    from vitrine.rank.linear import LinearBlend, Mixture
+
+    real = ranker_mod.choose
+    seen = {}
+
+    def forced(*a, **kw):
+        out = real(*a, **kw)
+        seen.update(out)
+        return {**out, "kept": kept, "lam": {"trees": 0.0, "blend": "inf", "mixture": 0.5}[kept]}
+
+    monkeypatch.setattr(ranker_mod, "choose", forced)
+    _, _, train, _ = shop
+    judged = Dataset(products=train.products, judgments=train.judgments, root=train.root, meta=train.meta)
+    n_queries = train.judgments["query"].nunique()
+    if kept is None:
+        r = lite_engine(judged, tmp_path, SearchRanker(lambdamart_models=1, check_max_queries=n_queries - 1),
+                        personal=False).ranker_
+        assert r.check_ is None and isinstance(r.model_, LambdaMART)
+        return
+    e = lite_engine(judged, tmp_path, SearchRanker(lambdamart_models=1), personal=False)
+    r = e.ranker_
+    assert r.check_["queries"] == n_queries and seen["kept"] in {"trees", "blend", "mixture"}
+    by = seen["ndcg_by_lam"]
+    assert by[seen["lam"]] == max(by.values())  # the real check keeps its best
+    kind = {"trees": LambdaMART, "blend": LinearBlend, "mixture": Mixture}[kept]
+    assert type(r.model_) is kind
+    q = r.memory_.queries_[0]
+    cands = e.retriever_.retrieve(q, k=30)
+    scores, expl = r.rank(q, cands, None, engine=e)
+    assert np.ptp(scores) > 0
+    np.testing.assert_allclose([sum(d.values()) for d in expl], scores, rtol=1e-6, atol=1e-6)
+    if kept == "mixture":
+        X = to_matrix(r.features(q, cands, None, engine=e), r.feature_names_, len(cands.rows))
+        t, b = r.model_.trees.predict(X), r.model_.blend.predict(X)
+        np.testing.assert_allclose(scores, (t - t.mean()) / t.std() + 0.5 * (b - b.mean()) / b.std(), rtol=1e-6)
+    r.save(tmp_path / "ranker")
+    loaded = SearchRanker.load(tmp_path / "ranker")
+    assert type(loaded.model_) is kind
+    np.testing.assert_allclose(loaded.rank(q, cands, None, engine=e)[0], scores, rtol=1e-6)
+
+
 def test_query_product_features_are_kept_per_query_and_dropped_when_the_index_changes(engine) -> None:
     r = engine.ranker_
     cands = engine.retriever_.retrieve("sneaker", k=30)

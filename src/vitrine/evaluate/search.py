@@ -93,8 +93,12 @@ def run_search(
             s = np.asarray(fn(q, rows), dtype=np.float64)
             runs[name][q] = list(ids[rows[top_k(s, k)]])
     results = {name: evaluate_rankings(truth, r, k=k) for name, r in runs.items()}
+    extra = {"queries": len(truth), **input_warnings(ds)}
+    check = getattr(engine.ranker_, "check_", None)
+    if check:  # which model the ranker kept on the training queries, and why
+        extra["ranker_check"] = check
     return EvalReport(
         dataset=ds.name, task="search", protocol=protocol, k=k,
         metrics=results.pop("vitrine"), baselines=results, seconds=round(time.time() - t0, 2),
-        extra={"queries": len(truth), **input_warnings(ds)},
+        extra=extra,
     )

@@ -42,6 +42,7 @@ from vitrine.rank.features import (
 )
 from vitrine.rank.labels import grade_to_label, judgment_groups, log_labels
 from vitrine.rank.lambdamart import ClickModel, LambdaMART
+from vitrine.rank.linear import LinearBlend, Mixture, choose
 from vitrine.rank.propensity import estimate_propensities, impressions_from_events
 from vitrine.rank.query_memory import QueryMemory
 from vitrine.results import Candidates
@@ -108,8 +109,10 @@ class TextBlind:
         return cls(model, meta["cols"], meta["a"], meta["b"])
 
 
-def _tree_model(folder: Path) -> type[LambdaMART]:
-    """Which kind of tree model a folder holds: the click model or LambdaMART."""
+def _tree_model(folder: Path) -> type[LambdaMART] | type[LinearBlend]:
+    """Which kind of model a folder holds: the click model, LambdaMART or the tuned linear blend."""
+    if (folder / "linear.json").exists():
+        return LinearBlend
     return ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
 
 
@@ -148,6 +151,10 @@ class SearchRanker:
     lambdamart_rounds, lambdamart_patience : rounds of LambdaMART on judgments, and rounds without a
         better validation NDCG before it stops (the best round is kept; a short patience stopped at
         noisy early maxima: Home Depot best rounds 89-313 with 40, 510-600 with 150).
+    check_max_queries : with judgments alone from at most this many queries, LambdaMART is
+        cross-validated against a tuned linear blend of the retrieval sources (:mod:`vitrine.rank.linear`)
+        and the blend kept where it ranks held-out queries as well; 0 turns the check off (above it,
+        five more fits would cost minutes, and Home Depot's 4,717 queries favour the trees by far).
     lambdamart_models : LambdaMART boosters averaged (seeds ``seed``, ``seed + 1``, ...); one
         booster's NDCG moves by a few thousandths with its seed, the average less.
     neural_epochs, neural_seconds : training budget of the neural ranker.
@@ -164,7 +171,8 @@ class SearchRanker:
     def __init__(self, *, model: str = "lambdamart", weights: dict[str, float] | None = None, depth: int = 200,
                  personal_features: bool = True, debias: bool = True, max_log_pages: int = 20000,
                  max_queries: int = 6000, n_estimators: int = 400, lambdamart_rounds: int = 600,
-                 lambdamart_patience: int = 150, lambdamart_models: int = 5, num_threads: int = 2,
+                 lambdamart_patience: int = 150, lambdamart_models: int = 5, check_max_queries: int = 1000,
+                 num_threads: int = 2,
                  seed: int = 0, objective: str = "pbm", judged_negatives: float = 1.0, neural_epochs: int = 30,
                  neural_seconds: float = 120.0, device: str = "auto") -> None:  # fmt: skip
         self.model = model
@@ -178,6 +186,7 @@ class SearchRanker:
         self.lambdamart_rounds = lambdamart_rounds
         self.lambdamart_patience = lambdamart_patience
         self.lambdamart_models = lambdamart_models
+        self.check_max_queries = check_max_queries
         self.num_threads = num_threads
         self.seed = seed
         self.objective = objective
@@ -252,15 +261,20 @@ class SearchRanker:
             # Retrieve distribution: what serving ranks, plus the judged products it missed.
             cands = engine.retriever_.retrieve(query_text=q, k=self.depth)
             missing = jrows[~np.isin(jrows, cands.rows)]
+            retrieved = len(cands.rows)
             if len(missing):
                 extra = engine.retriever_.score_rows(q, missing)
                 cands = _concat(cands, extra)
             y = grade_to_label([gmap.get(int(r), 0.0) for r in cands.rows])
             out.append((self._feats(engine, q, cands, None, None, training=True), y, None))
+            self._group_query.append(q)
+            self._group_scored.append(np.arange(len(y)) < retrieved)
             # Rerank distribution: the judged products alone.
             if len(jrows) > 1:
                 c2 = engine.retriever_.score_rows(q, jrows)
                 out.append((self._feats(engine, q, c2, None, None, training=True), grade_to_label(grades), None))
+                self._group_query.append(q)
+                self._group_scored.append(np.ones(len(jrows), bool))
         return out
 
     def _log_groups(self, engine, dataset, rng) -> list[tuple[dict, np.ndarray, np.ndarray]]:
@@ -355,6 +369,9 @@ class SearchRanker:
             self.memory_ = self._fit_memory(engine, dataset)
         if has_j:
             jgroups = self._judgment_groups(engine, dataset.judgments, rng)
+        judged_only = not lgroups
+        big = [len(g[1]) > 1 for g in jgroups]
+        gq = np.asarray(self._group_query, dtype=object)[big] if jgroups else None
         groups = [g for g in jgroups + lgroups if len(g[1]) > 1]
         if not groups:
             return
@@ -373,8 +390,25 @@ class SearchRanker:
                            monotone=monotone)
             return m.fit(X, y, sizes, names, weight=w if (w != 1).any() else None)
 
+        if judged_only and self.check_max_queries and len(np.unique(gq)) <= self.check_max_queries:
+            def fit_one(X_, y_, sizes_):
+                return LambdaMART(n_estimators=self.lambdamart_rounds, patience=self.lambdamart_patience,
+                                  num_threads=self.num_threads, seed=self.seed).fit(X_, y_, sizes_, self.feature_names_)
+
+            scored = np.concatenate([m for m, b in zip(self._group_scored, big, strict=True) if b])
+            self.check_ = choose(X, y, sizes, gq, self.feature_names_, fit_one, seed=self.seed, scored=scored)
+            kept = self.check_["kept"]
+            if kept != "trees":
+                blend = LinearBlend(seed=self.seed).fit(X, y, sizes, self.feature_names_)
+                if kept == "blend":
+                    self.model_ = blend
+                    return
+                trees = fit(X, self.feature_names_)
+                self.model_ = Mixture(trees, blend, float(self.check_["lam"]))
+                self._fit_text_blind(engine, X, fit, trees)
+                return
         self.model_ = fit(X, self.feature_names_)
-        self._fit_text_blind(engine, X, fit)
+        self._fit_text_blind(engine, X, fit, self.model_)
 
     def _start_fit(self, engine, dataset) -> None:
         """Forget any previous fit; build the product table every feature reads."""
@@ -388,6 +422,9 @@ class SearchRanker:
         self.exposure_: dict = {}
         self.memory_: QueryMemory | None = None
         self.text_blind_: TextBlind | None = None
+        self._group_query: list[str] = []  # per judged group: its query, and the rows it is scored on
+        self._group_scored: list[np.ndarray] = []
+        self.check_: dict | None = None
         self.table_ = product_table(engine.catalog_.products, getattr(dataset, "reviews", None))
 
     def _fit_click_model(self, engine, dataset, lgroups, rng) -> None:
@@ -454,9 +491,9 @@ class SearchRanker:
             return m.fit(X, clicks, sizes, names, weight=weights, theta=thetas)
 
         self.model_ = fit(X, self.feature_names_)
-        self._fit_text_blind(engine, X, fit)
+        self._fit_text_blind(engine, X, fit, self.model_)
 
-    def _fit_text_blind(self, engine, X: np.ndarray, fit) -> None:
+    def _fit_text_blind(self, engine, X: np.ndarray, fit, main) -> None:
         """Fit :class:`TextBlind` when the catalog has products with a photo and no text."""
         r = engine.retriever_
         has_text, has_image = getattr(r, "has_text_", None), getattr(r, "has_image_", None)
@@ -466,7 +503,7 @@ class SearchRanker:
         if not len(cols):
             return
         model = fit(X[:, cols], [self.feature_names_[j] for j in cols], monotone=PHOTO_MONOTONE)
-        p, m = model.predict(X[:, cols]), self.model_.predict(X)
+        p, m = model.predict(X[:, cols]), main.predict(X)
         # Least squares, the slope kept positive: a negative one would turn the blind model's order upside down.
         a = max(float(np.polyfit(p, m, 1)[0]), 1e-3) if np.ptp(p) > 0 else 1.0
         self.text_blind_ = TextBlind(model, cols, a, float(m.mean() - a * p.mean()))
@@ -508,7 +545,9 @@ class SearchRanker:
         if f is None:
             f = self._feats(engine, query, cands, personal, context.get("user_key"), memo=self._serving_memo())
         X = to_matrix(f, self.feature_names_, len(cands.rows))
-        scores = self.model_.predict(X)
+        model = self.model_
+        trees = model.trees if isinstance(model, Mixture) else model
+        scores = trees.predict(X)
         blind = getattr(self, "text_blind_", None)
         bare = None
         if blind is not None:
@@ -517,13 +556,16 @@ class SearchRanker:
             bare = np.flatnonzero(~has_text[np.minimum(rows, len(has_text) - 1)] & (rows < len(has_text)))
             if len(bare):
                 scores[bare] = blind.predict(X[bare])
+        tree_scores = scores
+        if trees is not model:
+            scores = model.combine(tree_scores, X)
 
         def explain():
-            out = self.model_.contributions(X)
+            out = trees.contributions(X)
             if bare is not None and len(bare):
                 for i, d in zip(bare, blind.contributions(X[bare]), strict=True):
                     out[i] = d
-            return out
+            return model.contributions(X, tree_scores, out) if trees is not model else out
 
         return scores, LazyExplanations(explain, len(scores))
 
@@ -618,6 +660,8 @@ class SearchRanker:
             from vitrine.rank.neural import NeuralRanker
 
             self.model_ = NeuralRanker.load(folder)
+        elif meta.get("has_model") and (folder / "mixture.json").exists():
+            self.model_ = Mixture.load(folder, self.feature_names_, LambdaMART)
         elif meta.get("has_model"):
             self.model_ = _tree_model(folder).load(folder, self.feature_names_)
         blind = folder / "text_blind" / "text_blind.json"
