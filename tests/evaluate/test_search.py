@@ -90,6 +90,9 @@ def test_a_catalog_of_photos_alone_is_searchable(tmp_path, tmp_path_factory, mon
     assert engine.retriever_.image_encoder_ is not None and not engine.retriever_.has_text_.any()
     # BM25 has no words to match, so its ranking is a tie broken by row order: about chance.
     assert rep.metrics["ndcg@10"] > 0.3 and rep.metrics["ndcg@10"] > 3 * rep.baselines["bm25"]["ndcg@10"], rep
+    # Judgments alone from few queries: the report says which model the cross-validated check kept.
+    check = rep.extra["ranker_check"]
+    assert check["kept"] in {"trees", "blend", "mixture"} and 0 < check["queries"] <= 80
 
 
 def test_judged_descriptions_only_for_products_without_text() -> None:
