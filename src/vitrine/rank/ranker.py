@@ -13,8 +13,10 @@ features of :mod:`vitrine.rank.features` from
   estimated from the same logs (:mod:`vitrine.rank.propensity`). Shopper
   features of a logged page use only the shopper's history before it.
 
-Without judgments or logged pages it falls back to a fixed linear blend of
-retrieval sources and the shopper's affinity.
+With judgments alone from few queries, cross-validation may keep a tuned
+blend of the retrieval sources, or its mixture with LambdaMART, instead
+(:mod:`vitrine.rank.linear`). Without judgments or logged pages it falls
+back to a fixed linear blend of retrieval sources and the shopper's affinity.
 """
 
 from __future__ import annotations
@@ -151,10 +153,10 @@ class SearchRanker:
     lambdamart_rounds, lambdamart_patience : rounds of LambdaMART on judgments, and rounds without a
         better validation NDCG before it stops (the best round is kept; a short patience stopped at
         noisy early maxima: Home Depot best rounds 89-313 with 40, 510-600 with 150).
-    check_max_queries : with judgments alone from at most this many queries, LambdaMART is
-        cross-validated against a tuned linear blend of the retrieval sources (:mod:`vitrine.rank.linear`)
-        and the blend kept where it ranks held-out queries as well; 0 turns the check off (above it,
-        five more fits would cost minutes, and Home Depot's 4,717 queries favour the trees by far).
+    check_max_queries : with judgments alone from at most this many queries, LambdaMART, a tuned
+        linear blend of the retrieval sources and their mixture are cross-validated by query
+        (:mod:`vitrine.rank.linear`) and the best kept; 0 turns the check off (above the cap five more
+        fits would cost minutes, and on Home Depot's 4,717 queries the check found nothing to gain).
     lambdamart_models : LambdaMART boosters averaged (seeds ``seed``, ``seed + 1``, ...); one
         booster's NDCG moves by a few thousandths with its seed, the average less.
     neural_epochs, neural_seconds : training budget of the neural ranker.
