@@ -258,6 +258,44 @@ def booster_latency(home: Path, folder: Path, rounds: int = 2, n: int = 300) -> 
     return out
 
 
+def few_queries(dataset: Path, counts: list[int], protocols: list[str], seed: int) -> dict:
+    """The contract's search evaluation with the training judgments cut to a random ``n`` queries,
+    with the ranker's cross-validated check (default) and without it (LambdaMART alone).
+
+    Each cut folder links the products (and images) and keeps every test query.
+    """
+    from vitrine.config import get_settings
+    from vitrine.engine import Engine
+    from vitrine.evaluate.search import run_search
+
+    src = dataset.resolve()
+    judg = load_dataset(src).judgments
+    train = judg[judg["split"] == "train"]
+    queries = train["query"].unique()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_rank-few-"))
+    out: dict = {}
+    for n in counts:
+        folder = tmp / f"q{n}"
+        folder.mkdir()
+        keep = np.random.default_rng(seed).choice(queries, min(n, len(queries)), replace=False)
+        pd.concat([train[train["query"].isin(keep)], judg[judg["split"] != "train"]]).to_parquet(
+            folder / "judgments.parquet")
+        for f in src.iterdir():
+            if not f.name.startswith("judgments."):
+                (folder / f.name).symlink_to(f)
+        for check in (True, False):
+            settings = get_settings().model_copy(update={"ranker_check_queries": 1000 if check else 0})
+            for protocol in protocols:
+                rep = run_search(folder, protocol=protocol, progress=False,
+                                 engine=Engine(settings=settings, home=tmp / f"home-{n}-{check}"))
+                out[f"{n}_queries/{'check' if check else 'lambdamart'}/{protocol}"] = {
+                    "ndcg@10": rep.metrics["ndcg@10"],
+                    "baselines": {b: m["ndcg@10"] for b, m in rep.baselines.items()},
+                    "ranker_check": rep.extra.get("ranker_check"), "seconds": rep.seconds}
+                print(json.dumps({k: v for k, v in out.items() if k.startswith(f"{n}_")}), file=sys.stderr)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--products", type=int, default=2000)
@@ -275,11 +313,21 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, default=None,
                     help="instead of the synthetic shop: a dataset folder with judgments (rerank protocol)")
     ap.add_argument("--max-queries", type=int, default=6000, help="judged training queries (--dataset)")
+    ap.add_argument("--few-queries", type=int, nargs="+", default=None,
+                    help="with --dataset: cut the training judgments to this many random queries and run the "
+                         "search contract with and without the ranker's check (docs/bench/rank.md)")
+    ap.add_argument("--protocols", nargs="+", default=["rerank", "retrieve"], help="with --few-queries")
     ap.add_argument("--latency-home", type=Path, default=None,
                     help="with --dataset: time searches on this fitted LambdaMART home, 5 vs 1 boosters")
     a = ap.parse_args()
     if a.latency_home is not None:
         print(json.dumps(booster_latency(a.latency_home, a.dataset)))
+        return
+    if a.dataset is not None and a.few_queries:
+        t0 = time.time()
+        out = few_queries(a.dataset, a.few_queries, a.protocols, a.seeds[0])
+        out["seconds"] = round(time.time() - t0, 1)
+        print(json.dumps(out))
         return
     if a.dataset is not None:
         t0 = time.time()
