@@ -34,6 +34,20 @@ def _train(params: dict, data, rounds: int, callbacks: list | None = None, **kw)
         return lgb.train(params, data, num_boost_round=rounds, callbacks=[*(callbacks or []), governor], **kw)
 
 
+def by_group(values: np.ndarray, names: list[str], base) -> list[dict[str, float]]:
+    """Per row, the feature columns of ``values`` summed by feature group, plus "base" (one number, or one per row)."""
+    groups = [feature_group(n) for n in names]
+    base = np.broadcast_to(np.asarray(base, dtype=np.float64), (len(values),))
+    out = []
+    for row, b in zip(np.asarray(values), base, strict=True):
+        d = dict.fromkeys(GROUPS, 0.0)
+        for g, v in zip(groups, row, strict=True):
+            d[g] += float(v)
+        d["base"] = float(b)
+        out.append(d)
+    return out
+
+
 class LambdaMART:
     """Gradient-boosted trees trained with the LambdaRank objective.
 
@@ -120,17 +134,9 @@ class LambdaMART:
 
     def contributions(self, X: np.ndarray) -> list[dict[str, float]]:
         """Per row, the score broken down by feature group (plus "base"), averaged over the boosters."""
-        c = np.mean([b.predict(X, pred_contrib=True, num_iteration=b.best_iteration or None, **_threads())
-                     for b in self._members()], axis=0)
-        groups = [feature_group(n) for n in self.feature_names_]
-        out = []
-        for row in np.asarray(c):
-            d = dict.fromkeys(GROUPS, 0.0)
-            for g, v in zip(groups, row[:-1], strict=True):
-                d[g] += float(v)
-            d["base"] = float(row[-1])
-            out.append(d)
-        return out
+        c = np.asarray(np.mean([b.predict(X, pred_contrib=True, num_iteration=b.best_iteration or None,
+                                          **_threads()) for b in self._members()], axis=0))
+        return by_group(c[:, :-1], self.feature_names_, c[:, -1])
 
     def importance(self) -> dict[str, float]:
         """Total gain per feature (mean over the boosters)."""
@@ -253,15 +259,7 @@ class ClickModel(LambdaMART):
     def contributions(self, X: np.ndarray) -> list[dict[str, float]]:
         c = np.asarray(self.booster_.predict(X, pred_contrib=True, num_iteration=self.best_iteration_,
                                              **_threads()))
-        groups = [feature_group(n) for n in self.feature_names_]
-        out = []
-        for row in c:
-            d = dict.fromkeys(GROUPS, 0.0)
-            for g, v in zip(groups, row[:-1], strict=True):
-                d[g] += float(v)
-            d["base"] = float(row[-1]) + self.init_
-            out.append(d)
-        return out
+        return by_group(c[:, :-1], self.feature_names_, c[:, -1] + self.init_)
 
     def save(self, folder: Path) -> None:
         import json

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vitrine.rank.features import GROUPS, feature_group
 from vitrine.rank.labels import MAX_LABEL, label_gain
+from vitrine.rank.lambdamart import by_group
 
 # Weights the coordinate search tries for each source (its min-max-scaled score).
 GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -128,15 +128,7 @@ class LinearBlend:
 
     def contributions(self, X: np.ndarray) -> list[dict[str, float]]:
         parts = self._parts(X) if self.cols_ else np.zeros((len(X), 0))
-        groups = [feature_group(c) for c in self.cols_]
-        out = []
-        for row in parts:
-            d = dict.fromkeys(GROUPS, 0.0)
-            for g, v in zip(groups, row, strict=True):
-                d[g] += float(v)
-            d["base"] = 0.0
-            out.append(d)
-        return out
+        return by_group(parts, self.cols_, 0.0)
 
     def importance(self) -> dict[str, float]:
         return {c: abs(w) for c, w in self.weights_.items()}
@@ -197,9 +189,10 @@ class Mixture:
 
     def importance(self) -> dict[str, float]:
         imp = dict(self.trees.importance())
-        total = sum(imp.values()) or 1.0
-        for c, w in self.blend.importance().items():  # on the trees' gain scale, by weight share
-            imp[c] = imp.get(c, 0.0) + self.lam * w / (sum(self.blend.importance().values()) or 1.0) * total
+        total, blend = sum(imp.values()) or 1.0, self.blend.importance()
+        weights = sum(blend.values()) or 1.0
+        for c, w in blend.items():  # on the trees' gain scale, by weight share
+            imp[c] = imp.get(c, 0.0) + self.lam * w / weights * total
         return imp
 
     def save(self, folder: Path) -> None:

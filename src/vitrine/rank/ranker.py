@@ -107,15 +107,17 @@ class TextBlind:
     @classmethod
     def load(cls, folder: Path, names: list[str]) -> TextBlind:
         meta = json.loads((folder / "text_blind.json").read_text())
-        model = _tree_model(folder).load(folder, [names[j] for j in meta["cols"]])
+        model = _load_model(folder, [names[j] for j in meta["cols"]])
         return cls(model, meta["cols"], meta["a"], meta["b"])
 
 
-def _tree_model(folder: Path) -> type[LambdaMART] | type[LinearBlend]:
-    """Which kind of model a folder holds: the click model, LambdaMART or the tuned linear blend."""
+def _load_model(folder: Path, names: list[str]):
+    """The model a folder holds: a mixture, the tuned linear blend, the click model or LambdaMART."""
+    if (folder / "mixture.json").exists():
+        return Mixture.load(folder, names, LambdaMART)
     if (folder / "linear.json").exists():
-        return LinearBlend
-    return ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART
+        return LinearBlend.load(folder, names)
+    return (ClickModel if (folder / "clickmodel.txt").exists() else LambdaMART).load(folder, names)
 
 
 class LazyExplanations(Sequence):
@@ -662,10 +664,8 @@ class SearchRanker:
             from vitrine.rank.neural import NeuralRanker
 
             self.model_ = NeuralRanker.load(folder)
-        elif meta.get("has_model") and (folder / "mixture.json").exists():
-            self.model_ = Mixture.load(folder, self.feature_names_, LambdaMART)
         elif meta.get("has_model"):
-            self.model_ = _tree_model(folder).load(folder, self.feature_names_)
+            self.model_ = _load_model(folder, self.feature_names_)
         blind = folder / "text_blind" / "text_blind.json"
         self.text_blind_ = TextBlind.load(blind.parent, self.feature_names_) if blind.exists() else None
         self.fitted_ = True
