@@ -180,6 +180,25 @@ def test_reload_replays_live_events(fitted: Engine) -> None:
     assert len(live & set(loaded.recommend("replayer", k=10).item_ids)) >= 5
 
 
+def test_saving_a_loaded_engine_does_not_replay_its_events_twice(copy_home) -> None:
+    """Events already in the profiles when a loaded engine is saved must not be replayed into them again."""
+    engine = Engine.load(copy_home)
+    picks = engine.catalog_.products["product_id"].iloc[:3].tolist()
+    for pid in picks:
+        engine.record_event("twice", pid, "click")
+    engine.close()
+    key = engine.user_key("twice")
+    loaded = Engine.load(copy_home)  # replays the three clicks
+    once = list(loaded.personal_.profiles_.get(key).rows)
+    assert len(once) == 3
+    loaded.record_event("twice", picks[0], "purchase")  # observed live, then saved with the profile
+    loaded.save()
+    loaded.close()
+    again = Engine.load(copy_home)
+    assert list(again.personal_.profiles_.get(key).rows) == [*once, again.catalog_.index_of(picks[0])]
+    again.close()
+
+
 def test_forget_user_drops_ranker_state_of_a_trained_shopper(fitted: Engine, small_shop) -> None:
     raw = pd.read_parquet(small_shop / "events.parquet")["user_id"].value_counts().index[0]
     key = fitted.user_key(raw)

@@ -335,7 +335,20 @@ class Engine:
                 self.store.append_events(df, pseudonymized=True)
             for ukey, row, ev in zip(df["user_id"], rows, df["event"], strict=True):
                 self.personal_.observe(ukey, int(row), ev)
+            self._observed_through(df["timestamp"].max())
         return len(df)
+
+    def _observed_through(self, timestamp) -> None:
+        """Move the replay mark: the profiles now hold every event up to ``timestamp``.
+
+        A save writes the mark with the profiles, so a load replays only what
+        came after it, never what the saved profiles already counted.
+        """
+        if timestamp is None or pd.isna(timestamp):
+            return
+        mark = getattr(self, "fitted_through_", None)
+        if mark is None or pd.Timestamp(timestamp) > pd.Timestamp(mark):
+            self.fitted_through_ = str(pd.Timestamp(timestamp))
 
     def record_event(self, user_id: str, product_id: str, event: str, **fields) -> None:
         """Record one event; the shopper's next results reflect it at once."""
@@ -496,7 +509,7 @@ class Engine:
         return len(ups) + len(gone)
 
     def _replay(self, since: str | None) -> int:
-        sql = "SELECT user_id, product_id, event FROM events"
+        sql = "SELECT user_id, product_id, event, timestamp FROM events"
         params: list = []
         if since is not None:
             sql += " WHERE timestamp > CAST(? AS TIMESTAMP)"
@@ -506,4 +519,6 @@ class Engine:
         for ukey, row, kind in zip(ev["user_id"], rows, ev["event"], strict=True):
             if row >= 0:
                 self.personal_.observe(ukey, int(row), kind)
+        if len(ev):
+            self._observed_through(ev["timestamp"].max())
         return int((rows >= 0).sum())
