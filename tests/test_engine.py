@@ -277,6 +277,39 @@ def test_live_catalog_changes_survive_a_reload(copy_home) -> None:
     before.close()
 
 
+def test_a_save_keeps_the_newest_versions_and_the_catalog_log_they_need(copy_home) -> None:
+    """Refits must not grow a home without bound: old versions and the live log no kept model replays go."""
+    import json
+    import shutil
+
+    from vitrine.config import Settings
+
+    models = copy_home / "models"
+    (current,) = [f.name for f in models.iterdir()]
+    for old in ("20000101-000000", "20000102-000000"):
+        shutil.copytree(models / current, models / old)
+    engine = Engine.load(copy_home, settings=Settings(keep_models=2))
+    engine.upsert_products([{"product_id": "zx-early", "title": "Zorblax early lamp"}])
+    mid = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    engine.upsert_products([{"product_id": "zx-late", "title": "Zorblax late lamp"}])
+    victim = engine.search("shirt", k=1).item_ids[0]
+    engine.delete_product(victim)
+    # The newest fit and the kept older one both began after the first change.
+    meta = json.loads((models / "20000102-000000" / "engine.json").read_text())
+    (models / "20000102-000000" / "engine.json").write_text(json.dumps({**meta, "fitted_at": str(mid)}))
+    engine.fitted_at_ = str(mid)
+    engine.save()
+    assert sorted(f.name for f in models.iterdir()) == ["20000102-000000", current]
+    assert engine.store.query("SELECT product_id FROM product_log ORDER BY seq")["product_id"].tolist() == [
+        "zx-late", victim]
+    engine.close()
+
+    loaded = Engine.load(copy_home)  # the changes after the fit still reach the model
+    assert "zx-late" in loaded.search("zorblax late lamp", k=3).item_ids
+    assert victim not in loaded.search("shirt", k=50).item_ids
+    loaded.close()
+
+
 def test_retriever_add_with_a_row_twice_keeps_the_indexes_aligned(copy_home) -> None:
     engine = Engine.load(copy_home, replay=False)
     n = len(engine.catalog_)

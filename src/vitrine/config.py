@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     # Judgments alone from at most this many queries: LambdaMART is kept only where 5-fold cross-validation
     # says it ranks held-out queries better than a tuned blend of the retrieval sources (0: no check).
     ranker_check_queries: int = Field(default=1000, ge=0)
+    # Saved model versions a save leaves in HOME/models (the newest, and always the current one).
+    keep_models: int = Field(default=3, ge=1)
     # Training and encoding loops time one thread against all of them and keep the faster
     # (vitrine.threads): two OpenMP threads crawl when another process holds a core.
     adaptive_threads: bool = True

@@ -40,6 +40,20 @@ STORE_FILE = "store.duckdb"
 MODELS_DIR = "models"
 CURRENT_FILE = "CURRENT"
 
+_MODELS_LOCKS: dict[Path, threading.RLock] = {}
+_MODELS_LOCKS_GUARD = threading.Lock()
+
+
+def _models_lock(home: Path) -> threading.RLock:
+    """One lock per home for changing its saved versions in this process.
+
+    A refit in the service saves (and prunes old versions) while an erasure
+    rewrites every version; neither may pull a folder from under the other.
+    Other processes cannot write the home meanwhile: they need its store.
+    """
+    with _MODELS_LOCKS_GUARD:
+        return _MODELS_LOCKS.setdefault(Path(home).resolve(), threading.RLock())
+
 
 @dataclass
 class Filters:
@@ -377,6 +391,10 @@ class Engine:
         links, the copy's files that change are written anew (never in place),
         and the copy takes the folder's name; returns the folders changed.
         """
+        with _models_lock(self.home):
+            return self._erase_saved_locked(key)
+
+    def _erase_saved_locked(self, key: str) -> int:
         models = self.home / MODELS_DIR
         changed = 0
         for folder in sorted(models.iterdir()) if models.is_dir() else []:
@@ -458,13 +476,40 @@ class Engine:
                 "fitted_through": getattr(self, "fitted_through_", None),
                 "fitted_at": getattr(self, "fitted_at_", None),
             }))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        pointer = home / f".{CURRENT_FILE}.tmp-{os.getpid()}"
-        pointer.write_text(version)
-        os.replace(pointer, home / CURRENT_FILE)
+        with _models_lock(home):
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            pointer = home / f".{CURRENT_FILE}.tmp-{os.getpid()}"
+            pointer.write_text(version)
+            os.replace(pointer, home / CURRENT_FILE)
+            self._prune_saved(home)
         return final
+
+    def _prune_saved(self, home: Path) -> list[str]:
+        """Leave the newest ``settings.keep_models`` versions (and the current one); return those removed.
+
+        Each refit saves a whole version, so without this a serving home
+        grows by one model per `POST /admin/fit`. A removed folder is first
+        renamed to a hidden name, so a reader never sees half of one. The
+        store's live catalog log before the oldest kept fit goes too: no
+        kept model would replay it.
+        """
+        models = home / MODELS_DIR
+        current = (home / CURRENT_FILE).read_text().strip()
+        saved = sorted(f.name for f in models.iterdir()
+                       if not f.name.startswith(".") and (f / "engine.json").exists())
+        keep = set(saved[-self.settings.keep_models:]) | {current}
+        gone = [name for name in saved if name not in keep]
+        for name in gone:
+            hidden = models / f".{name}.removed-{os.getpid()}"
+            os.replace(models / name, hidden)
+            shutil.rmtree(hidden, ignore_errors=True)
+        if home.resolve() == self.home.resolve() and (home / STORE_FILE).exists():
+            marks = [json.loads((models / name / "engine.json").read_text()).get("fitted_at") for name in keep]
+            if all(marks):  # a model saved before fitted_at existed catches up from the whole log
+                self.store.prune_product_log(min(pd.Timestamp(m) for m in marks))
+        return gone
 
     @classmethod
     def load(cls, home: str | Path | None = None, settings: Settings | None = None, replay: bool = True) -> Engine:

@@ -355,6 +355,14 @@ class Store:
                                      "(SELECT product_id FROM products) ORDER BY product_id", [since]).df()
         return ups, gone["product_id"].tolist()
 
+    def prune_product_log(self, through) -> int:
+        """Drop the live catalog changes logged at or before ``through``; return how many."""
+        with self._lock:
+            n = _scalar(self._con, "SELECT count(*) FROM product_log WHERE changed_at <= CAST(? AS TIMESTAMP)",
+                        [through])
+            self._con.execute("DELETE FROM product_log WHERE changed_at <= CAST(? AS TIMESTAMP)", [through])
+        return int(n)
+
     # -- erasure --------------------------------------------------------------
     def log_served(self, records: list[dict]) -> None:
         """Queue one row per shown result with its served features (``{name: value}``).
