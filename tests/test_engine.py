@@ -310,6 +310,27 @@ def test_a_save_keeps_the_newest_versions_and_the_catalog_log_they_need(copy_hom
     loaded.close()
 
 
+def test_catch_up_applies_what_reached_the_store_after_the_load(copy_home) -> None:
+    """An engine that loaded before other writes reads them on catch_up, once each."""
+    early = Engine.load(copy_home)
+    writer = Engine.load(copy_home)
+    pid = writer.catalog_.products["product_id"].iloc[5]
+    victim = writer.search("shirt", k=1).item_ids[0]
+    writer.record_event("latecomer", pid, "purchase")
+    writer.upsert_products([{"product_id": "zx-late", "title": "Zorblax late lamp"}])
+    writer.delete_product(victim)
+    key = early.user_key("latecomer")
+    assert not early.personal_.knows(key) and early.catalog_.get_index("zx-late") is None
+    assert early.catch_up() >= 3
+    assert list(early.personal_.profiles_.get(key).rows) == [early.catalog_.index_of(pid)]
+    assert "zx-late" in early.search("zorblax late lamp", k=3).item_ids
+    assert victim not in early.search("shirt", k=50).item_ids
+    early.catch_up()
+    assert len(early.personal_.profiles_.get(key).rows) == 1  # nothing counted twice
+    writer.close()
+    early.close()
+
+
 def test_retriever_add_with_a_row_twice_keeps_the_indexes_aligned(copy_home) -> None:
     engine = Engine.load(copy_home, replay=False)
     n = len(engine.catalog_)

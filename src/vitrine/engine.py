@@ -98,6 +98,7 @@ class Engine:
         self._store: Store | None = None
         self._lock = threading.RLock()
         self.version_: str | None = None
+        self._caught_up_at: pd.Timestamp | None = None  # when catch_up last read the store's catalog log
 
     # -- identity -------------------------------------------------------------
     def user_key(self, user_id: str | None) -> str | None:
@@ -537,10 +538,25 @@ class Engine:
         self.fitted_through_ = meta.get("fitted_through")
         self.fitted_at_ = meta.get("fitted_at")  # None: saved before catalog catch-up existed
         if replay and (self.home / STORE_FILE).exists():
-            if self.fitted_at_ is not None:
-                self._catch_up_catalog(self.fitted_at_)
-            self._replay(self.fitted_through_)
+            self.catch_up()
         return self
+
+    def catch_up(self) -> int:
+        """Apply what the store gained since this engine last read it; return how many changes.
+
+        Loading does it once: live catalog changes logged after the fit
+        began, and events dated after what the profiles hold. The service
+        does it again just before swapping a newly loaded engine in, under
+        the lock every write waits for, so nothing that arrived while the
+        engine was loading is lost. Applying a catalog change twice is
+        harmless, so the log is read from a little before the last read.
+        """
+        started = utc_now() - pd.Timedelta(seconds=1)
+        since = self._caught_up_at if self._caught_up_at is not None else self.fitted_at_
+        n = self._catch_up_catalog(str(since)) if since is not None else 0
+        n += self._replay(self.fitted_through_)
+        self._caught_up_at = started
+        return n
 
     def _catch_up_catalog(self, since: str) -> int:
         """Apply the live product upserts and deletes the store logged after ``since``; returns how many."""

@@ -114,6 +114,31 @@ def test_reload_swaps_the_model_without_dropping_requests(fresh) -> None:
     assert 'vitrine_model_info{version="reloaded-v2"} 1.0' in client.get("/metrics").text
 
 
+def test_writes_during_a_reload_reach_the_new_model(fresh, monkeypatch) -> None:
+    """An event and a product sent while the new model loads are in it once it serves."""
+    from vitrine.serve import state as state_module
+
+    client, auth, _ = fresh()
+    engine = client.app.state.vitrine.engine
+    pid = engine.catalog_.products["product_id"].iloc[3]
+    real_load = state_module.Engine.load
+
+    def load_then_write(*args, **kwargs):
+        new = real_load(*args, **kwargs)  # it has read the store; these land in the old model and the store
+        r = client.post("/events", json={"user_id": "mid-reload", "product_id": pid, "event": "purchase"},
+                        headers=auth)
+        assert r.status_code == 200, r.text
+        assert client.put("/products/zx-mid", json={"title": "Zorblax midway lamp"}, headers=auth).status_code == 200
+        return new
+
+    monkeypatch.setattr(state_module.Engine, "load", load_then_write)
+    assert client.post("/admin/reload", headers=auth).status_code == 200
+    new = client.app.state.vitrine.engine
+    assert new is not engine
+    assert list(new.personal_.profiles_.get(new.user_key("mid-reload")).rows) == [new.catalog_.index_of(pid)]
+    assert "zx-mid" in _ids(client.get("/search", params={"q": "zorblax midway lamp", "limit": 5}))
+
+
 def test_no_model_answers_503_until_reload(tmp_path, settings) -> None:
     from vitrine.serve.app import create_app
 

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 from vitrine.config import Settings
@@ -200,6 +201,18 @@ class AppState:
         self.metrics.set_model(self.engine)
         settle_heap()
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Engine]:
+        """The write lock, and the engine serving under it.
+
+        A request resolves its engine when it begins; a reload may swap that
+        engine out before the request gets the lock. Writing to the engine
+        current under the lock lands the write in the model that serves
+        next (a reload catches the new engine up under this lock too).
+        """
+        with self.lock.write():
+            yield self.engine
+
     def catalog_changed(self) -> None:
         """Forget what depends on the catalog (after an upsert or a delete)."""
         self.facets.clear()
@@ -266,9 +279,12 @@ class AppState:
             warm(new)
             with contextlib.suppress(Exception):  # warm caches before the swap
                 new.search("warmup", k=1)
-            with self._swap:
-                old, self.engine = self.engine, new
-                self.load_error = None
+            # Writes wait while what reached the store during the load is applied and the engine swapped.
+            with self.lock.write():
+                new.catch_up()
+                with self._swap:
+                    old, self.engine = self.engine, new
+                    self.load_error = None
         self.metrics.set_model(new)
         self.catalog_changed()
         versions = new.version_, (old.version_ if old is not None else None)

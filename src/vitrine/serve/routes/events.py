@@ -31,7 +31,7 @@ def record_events(body: EventsIn, engine: EngineDep, state: StateDep) -> dict:
         rec = e.model_dump()
         rec["timestamp"] = _naive_utc(e.timestamp, now)
         records.append(rec)
-    with state.lock.write():
+    with state.writing() as engine:
         n = engine.record_events(records)
     for ev, c in Counter(e.event for e in events).items():
         state.metrics.events.labels(ev).inc(c)

@@ -44,7 +44,7 @@ def put_product(engine: EngineDep, state: StateDep, product_id: Annotated[Id, Pa
         rec["tags"] = "|".join(t.replace("|", " ") for t in rec["tags"])
     if rec["created_at"] is not None and rec["created_at"].tzinfo is not None:
         rec["created_at"] = rec["created_at"].astimezone(UTC).replace(tzinfo=None)
-    with state.lock.write():
+    with state.writing() as engine:
         engine.upsert_products([rec])
         state.catalog_changed()
     with state.lock.read():
@@ -54,7 +54,7 @@ def put_product(engine: EngineDep, state: StateDep, product_id: Annotated[Id, Pa
 @router.delete("/products/{product_id}", status_code=204, dependencies=[WriteKey], responses=WERR)
 def delete_product(engine: EngineDep, state: StateDep, product_id: Annotated[Id, Path()]) -> Response:
     """Delete a product; it leaves results at once."""
-    with state.lock.write():
+    with state.writing() as engine:
         _row(engine, product_id)
         engine.delete_product(product_id)
         state.catalog_changed()
