@@ -331,6 +331,24 @@ def test_catch_up_applies_what_reached_the_store_after_the_load(copy_home) -> No
     early.close()
 
 
+def test_a_model_saved_without_its_fit_time_catches_up_on_the_whole_catalog_log(copy_home) -> None:
+    import json
+
+    engine = Engine.load(copy_home)
+    victim = engine.search("shirt", k=1).item_ids[0]
+    engine.upsert_products([{"product_id": "zx-old-home", "title": "Zorblax vintage lamp"}])
+    engine.delete_product(victim)
+    engine.close()
+    (saved,) = (copy_home / "models").iterdir()
+    meta = json.loads((saved / "engine.json").read_text())
+    del meta["fitted_at"]  # as homes saved before 2026-11-21 have it
+    (saved / "engine.json").write_text(json.dumps(meta))
+    loaded = Engine.load(copy_home)
+    assert "zx-old-home" in loaded.search("zorblax vintage lamp", k=3).item_ids
+    assert victim not in loaded.search("shirt", k=50).item_ids
+    loaded.close()
+
+
 def test_retriever_add_with_a_row_twice_keeps_the_indexes_aligned(copy_home) -> None:
     engine = Engine.load(copy_home, replay=False)
     n = len(engine.catalog_)

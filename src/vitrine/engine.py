@@ -552,8 +552,10 @@ class Engine:
         harmless, so the log is read from a little before the last read.
         """
         started = utc_now() - pd.Timedelta(seconds=1)
-        since = self._caught_up_at if self._caught_up_at is not None else self.fitted_at_
-        n = self._catch_up_catalog(str(since)) if since is not None else 0
+        # A model saved before fits recorded their start reads the whole log: each logged product
+        # comes back as the store holds it now, so what the fit already had is applied again, unchanged.
+        since = self._caught_up_at if self._caught_up_at is not None else (self.fitted_at_ or "1970-01-01")
+        n = self._catch_up_catalog(str(since))
         n += self._replay(self.fitted_through_)
         self._caught_up_at = started
         return n
