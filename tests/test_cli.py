@@ -89,9 +89,30 @@ def _serve_from_the_command_line(shop: Path, home: Path) -> None:
         r = runner.invoke(app, ["search", "red", *h, "--k", "3", "--json"])
         assert "store is in use by another process" in r.stderr
         assert len(_last_json(r)["items"]) == 3
+        _choose_saved_models(home)  # beside a running service too: it needs no store
     finally:
         holder.kill()
         holder.wait()
+
+
+def _choose_saved_models(home: Path) -> None:
+    import shutil
+
+    h = ["--home", str(home)]
+    (fitted,) = _last_json(runner.invoke(app, ["models", "list", *h, "--json"]))
+    assert fitted["current"] and fitted["megabytes"] > 0 and fitted["fitted_at"]
+    shutil.copytree(home / "models" / fitted["version"], home / "models" / "20000101-000000")
+    listed = _last_json(runner.invoke(app, ["models", "list", *h, "--json"]))
+    assert [(m["version"], m["current"]) for m in listed] == [("20000101-000000", False), (fitted["version"], True)]
+    out = _last_json(runner.invoke(app, ["models", "use", "20000101-000000", *h]))
+    assert out == {"current": "20000101-000000", "previous": fitted["version"]}
+    assert (home / "CURRENT").read_text() == "20000101-000000"
+    r = runner.invoke(app, ["models", "use", "19990101-000000", *h])
+    assert r.exit_code == 1 and "no saved model version '19990101-000000'" in r.output and "Traceback" not in r.output
+    assert (home / "CURRENT").read_text() == "20000101-000000"
+    r = runner.invoke(app, ["models", "list", *h])
+    assert r.exit_code == 0 and r.stdout.splitlines()[0].startswith("* 20000101-000000")
+    _last_json(runner.invoke(app, ["models", "use", fitted["version"], *h]))
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,10 @@ from vitrine.errors import VitrineError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal, personalized product search.")
 evaluate_app = typer.Typer(no_args_is_help=True, help="Offline evaluation (see ARCHITECTURE.md).")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service.")
+models_app = typer.Typer(no_args_is_help=True, help="Saved model versions: list them, choose the one that serves.")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
 
 HomeOpt = Annotated[
     Path | None,
@@ -383,6 +385,34 @@ def keys_create(name: Annotated[str, typer.Argument(help="a label for the key")]
     from vitrine.serve.keys import KeyStore
 
     typer.echo(KeyStore(resolve_home(home)).create(name))
+
+
+@models_app.command("list")
+@friendly
+def models_list(home: HomeOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The saved versions (a save keeps the newest VITRINE_KEEP_MODELS and the current one)."""
+    from vitrine.saved import list_versions
+
+    rows = list_versions(resolve_home(home))
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{'*' if r['current'] else ' '} {r['version']}  fitted {r['fitted_at'] or '?'}  "
+                   f"data through {r['fitted_through'] or '-'}  {r['megabytes']} MB")
+
+
+@models_app.command("use")
+@friendly
+def models_use(version: Annotated[str, typer.Argument(help="a saved version (see `vitrine models list`)")],
+               home: HomeOpt = None) -> None:
+    """Make a saved version the one that serves: the next load, or `POST /admin/reload` of a running service."""
+    from vitrine.saved import current_version, set_current
+
+    home_ = resolve_home(home)
+    before = current_version(home_)
+    set_current(home_, version)
+    typer.echo(json.dumps({"current": version, "previous": before}))
 
 
 def main() -> None:  # pragma: no cover

@@ -34,25 +34,10 @@ from vitrine.personal import Personalizer
 from vitrine.rank import SearchRanker
 from vitrine.results import Candidates, Results
 from vitrine.retrieve import Retriever
+from vitrine.saved import CURRENT_FILE, MODELS_DIR, fit_times, models_lock, prune, set_current
 from vitrine.version import __version__
 
 STORE_FILE = "store.duckdb"
-MODELS_DIR = "models"
-CURRENT_FILE = "CURRENT"
-
-_MODELS_LOCKS: dict[Path, threading.RLock] = {}
-_MODELS_LOCKS_GUARD = threading.Lock()
-
-
-def _models_lock(home: Path) -> threading.RLock:
-    """One lock per home for changing its saved versions in this process.
-
-    A refit in the service saves (and prunes old versions) while an erasure
-    rewrites every version; neither may pull a folder from under the other.
-    Other processes cannot write the home meanwhile: they need its store.
-    """
-    with _MODELS_LOCKS_GUARD:
-        return _MODELS_LOCKS.setdefault(Path(home).resolve(), threading.RLock())
 
 
 @dataclass
@@ -392,7 +377,7 @@ class Engine:
         links, the copy's files that change are written anew (never in place),
         and the copy takes the folder's name; returns the folders changed.
         """
-        with _models_lock(self.home):
+        with models_lock(self.home):
             return self._erase_saved_locked(key)
 
     def _erase_saved_locked(self, key: str) -> int:
@@ -477,40 +462,17 @@ class Engine:
                 "fitted_through": getattr(self, "fitted_through_", None),
                 "fitted_at": getattr(self, "fitted_at_", None),
             }))
-        with _models_lock(home):
+        with models_lock(home):
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            pointer = home / f".{CURRENT_FILE}.tmp-{os.getpid()}"
-            pointer.write_text(version)
-            os.replace(pointer, home / CURRENT_FILE)
-            self._prune_saved(home)
-        return final
-
-    def _prune_saved(self, home: Path) -> list[str]:
-        """Leave the newest ``settings.keep_models`` versions (and the current one); return those removed.
-
-        Each refit saves a whole version, so without this a serving home
-        grows by one model per `POST /admin/fit`. A removed folder is first
-        renamed to a hidden name, so a reader never sees half of one. The
-        store's live catalog log before the oldest kept fit goes too: no
-        kept model would replay it.
-        """
-        models = home / MODELS_DIR
-        current = (home / CURRENT_FILE).read_text().strip()
-        saved = sorted(f.name for f in models.iterdir()
-                       if not f.name.startswith(".") and (f / "engine.json").exists())
-        keep = set(saved[-self.settings.keep_models:]) | {current}
-        gone = [name for name in saved if name not in keep]
-        for name in gone:
-            hidden = models / f".{name}.removed-{os.getpid()}"
-            os.replace(models / name, hidden)
-            shutil.rmtree(hidden, ignore_errors=True)
-        if home.resolve() == self.home.resolve() and (home / STORE_FILE).exists():
-            marks = [json.loads((models / name / "engine.json").read_text()).get("fitted_at") for name in keep]
-            if all(marks):  # a model saved before fitted_at existed catches up from the whole log
+            set_current(home, version)
+            prune(home, self.settings.keep_models)
+            # The live catalog log before the oldest kept fit is replayed by no kept model.
+            marks = fit_times(home)
+            if home.resolve() == self.home.resolve() and (home / STORE_FILE).exists() and all(marks):
                 self.store.prune_product_log(min(pd.Timestamp(m) for m in marks))
-        return gone
+        return final
 
     @classmethod
     def load(cls, home: str | Path | None = None, settings: Settings | None = None, replay: bool = True) -> Engine:
@@ -534,7 +496,7 @@ class Engine:
         self.personal_ = Personalizer.load(folder / "personal", catalog)
         self.ranker_ = SearchRanker.load(folder / "ranker")
         self._size_query_caches()
-        self.version_ = meta["version"]
+        self.version_ = folder.name  # the folder is the identity (a copy keeps its engine.json)
         self.fitted_through_ = meta.get("fitted_through")
         self.fitted_at_ = meta.get("fitted_at")  # None: saved before catalog catch-up existed
         if replay and (self.home / STORE_FILE).exists():

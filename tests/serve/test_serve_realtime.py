@@ -139,6 +139,33 @@ def test_writes_during_a_reload_reach_the_new_model(fresh, monkeypatch) -> None:
     assert "zx-mid" in _ids(client.get("/search", params={"q": "zorblax midway lamp", "limit": 5}))
 
 
+def test_rollback_to_a_saved_version(fresh) -> None:
+    import shutil
+
+    import pytest
+
+    client, auth, home = fresh()
+    state = client.app.state.vitrine
+    (fitted,) = client.get("/admin/models", headers=auth).json()
+    assert fitted["current"] and fitted["megabytes"] > 0
+    shutil.copytree(home / "models" / fitted["version"], home / "models" / "20000101-000000")
+    r = client.post("/admin/reload", params={"version": "20000101-000000"}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["model_version"] == "20000101-000000" and r.json()["previous_version"] == fitted["version"]
+    assert client.get("/health").json()["model_version"] == "20000101-000000"
+    assert [m["current"] for m in client.get("/admin/models", headers=auth).json()] == [True, False]
+    r = client.post("/admin/reload", params={"version": "19990101-000000"}, headers=auth)
+    assert r.status_code == 404 and "no saved model version" in r.json()["detail"]
+    (home / "models" / "20010101-000000").mkdir()
+    (home / "models" / "20010101-000000" / "engine.json").write_text('{"version": "20010101-000000"}')
+    with pytest.raises(Exception):  # noqa: B017 - a broken folder fails however it fails
+        state.reload("20010101-000000")
+    assert (home / "CURRENT").read_text() == "20000101-000000"  # the pointer still names what serves
+    assert client.get("/search", params={"q": "bag"}).status_code == 200
+    assert client.post("/admin/models", headers=auth).status_code == 405
+    assert client.get("/admin/models").status_code == 401
+
+
 def test_no_model_answers_503_until_reload(tmp_path, settings) -> None:
     from vitrine.serve.app import create_app
 

@@ -263,6 +263,17 @@ class FitOut(BaseModel):
     error: str | None = None
 
 
+class SavedModelOut(BaseModel):
+    """A saved model version of the home."""
+
+    version: str
+    current: bool = Field(description="the version a load serves (`HOME/CURRENT`)")
+    fitted_at: str | None = Field(description="when its fit began (UTC)")
+    fitted_through: str | None = Field(description="the last event its shopper profiles hold")
+    vitrine: str | None = Field(description="the vitrine version that saved it")
+    megabytes: float
+
+
 class ReloadOut(BaseModel):
     model_version: str | None
     previous_version: str | None

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
+from vitrine import saved
 from vitrine.config import Settings
 from vitrine.engine import STORE_FILE, Engine
 from vitrine.errors import VitrineError
@@ -272,10 +273,19 @@ class AppState:
             self.fit_status = {**status, "started": started, "finished": finished,
                                "seconds": round(finished - started, 1)}
 
-    def reload(self) -> tuple[str | None, str | None]:
-        """Load the latest saved model and swap it in; return (new, old) versions."""
+    def reload(self, version: str | None = None) -> tuple[str | None, str | None]:
+        """Load the current saved model (first making ``version`` current, if given) and swap it in;
+        return (new, old) versions."""
         with self._reload:  # one reload at a time; requests keep flowing meanwhile
-            new = Engine.load(self.home, settings=self.settings)
+            before = saved.current_version(self.home)
+            if version is not None:
+                saved.set_current(self.home, version)
+            try:
+                new = Engine.load(self.home, settings=self.settings)
+            except Exception:
+                if version is not None and before is not None:  # the serving model stays the current one
+                    saved.set_current(self.home, before)
+                raise
             warm(new)
             with contextlib.suppress(Exception):  # warm caches before the swap
                 new.search("warmup", k=1)
