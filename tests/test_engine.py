@@ -349,6 +349,14 @@ def test_a_model_saved_without_its_fit_time_catches_up_on_the_whole_catalog_log(
     loaded.close()
 
 
+def test_a_home_of_saved_models_alone_loads_without_creating_a_store(copy_home) -> None:
+    for f in copy_home.glob("store.duckdb*"):
+        f.unlink()
+    engine = Engine.load(copy_home)
+    assert engine.catch_up() == 0 and len(engine.search("shirt", k=3)) == 3
+    assert not (copy_home / "store.duckdb").exists()
+
+
 def test_retriever_add_with_a_row_twice_keeps_the_indexes_aligned(copy_home) -> None:
     engine = Engine.load(copy_home, replay=False)
     n = len(engine.catalog_)

@@ -499,7 +499,7 @@ class Engine:
         self.version_ = folder.name  # the folder is the identity (a copy keeps its engine.json)
         self.fitted_through_ = meta.get("fitted_through")
         self.fitted_at_ = meta.get("fitted_at")  # None: saved before catalog catch-up existed
-        if replay and (self.home / STORE_FILE).exists():
+        if replay:
             self.catch_up()
         return self
 
@@ -513,6 +513,8 @@ class Engine:
         engine was loading is lost. Applying a catalog change twice is
         harmless, so the log is read from a little before the last read.
         """
+        if self._store is None and not (self.home / STORE_FILE).exists():
+            return 0  # a home of saved models alone: nothing was stored since
         started = utc_now() - pd.Timedelta(seconds=1)
         # A model saved before fits recorded their start reads the whole log: each logged product
         # comes back as the store holds it now, so what the fit already had is applied again, unchanged.
