@@ -217,8 +217,15 @@ def test_fit_trains_logged_pages_on_the_features_they_were_served_with(copy_home
              "request_id": "srv-1", "position": i + 1} for i, pid in enumerate(res.item_ids)]
     click = {**page[1], "event": "click"}
     engine.record_events([*page, click])
+    old = engine.search("shirt", user_id="served-shopper", k=5, request_id="srv-old")
+    engine.record_events([{**p, "request_id": "srv-old", "product_id": pid}
+                          for p, pid in zip(page, old.item_ids, strict=True)])
+    engine.store.query("UPDATE vitrine_served.served_rows SET logged_at = logged_at - INTERVAL 400 DAY "
+                       "WHERE request_id = 'srv-old'")  # logged 400 days ago: past VITRINE_SERVED_DAYS (180)
     engine.fit()
-    assert engine.ranker_.served_rows_ == 5  # the one logged page; every other page is recomputed
+    assert engine.ranker_.served_rows_ == 5  # the one recent logged page; every other page is recomputed
+    logged = engine.store.query("SELECT DISTINCT request_id FROM served_rows")["request_id"].tolist()
+    assert logged == ["srv-1"]
     engine.close()
 
 

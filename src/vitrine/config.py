@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     ranker_check_queries: int = Field(default=1000, ge=0)
     # Saved model versions a save leaves in HOME/models (the newest, and always the current one).
     keep_models: int = Field(default=3, ge=1)
+    # A fit from the store first drops served-feature rows logged longer ago than this (0: keep all);
+    # older logged pages train on recomputed features, as pages logged before the log existed do.
+    served_days: float = Field(default=180.0, ge=0)
     # Training and encoding loops time one thread against all of them and keep the faster
     # (vitrine.threads): two OpenMP threads crawl when another process holds a core.
     adaptive_threads: bool = True

@@ -116,6 +116,8 @@ class Engine:
         """Learn every component from a dataset (folder, Dataset, or the store when None)."""
         started = utc_now()  # live catalog changes after this reach a loaded model by catch-up
         if dataset is None:
+            if self.settings.served_days:  # else the log grows by every shown result, forever
+                self.store.prune_served(started - pd.Timedelta(days=self.settings.served_days))
             dataset = self.store.to_dataset()
         elif not isinstance(dataset, Dataset):
             dataset = load_dataset(dataset)

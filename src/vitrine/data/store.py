@@ -423,6 +423,19 @@ class Store:
             with _registered(con, "_s", batch):
                 con.execute(served_log.insert_sql("_s"))
 
+    def prune_served(self, before) -> int:
+        """Drop the served-feature rows logged before ``before``; return how many.
+
+        DuckDB reuses the freed pages for later rows rather than shrinking the file.
+        """
+        log = f"{SERVED_DB}.{served_log.ROWS}"
+        with self._lock:
+            self.flush_served()
+            n = _scalar(self._con, f"SELECT count(*) FROM {log} WHERE logged_at < CAST(? AS TIMESTAMP)", [before])
+            if n:
+                self._con.execute(f"DELETE FROM {log} WHERE logged_at < CAST(? AS TIMESTAMP)", [before])
+        return int(n)
+
     def forget_user(self, user_key: str) -> int:
         """Erase a (pseudonymised) user's events, reviews and profile; return rows removed."""
         with self._lock:
