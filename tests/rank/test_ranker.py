@@ -160,8 +160,9 @@ def test_judgments_alone_are_cross_checked_against_a_tuned_blend(shop, tmp_path,
     e = lite_engine(judged, tmp_path, SearchRanker(lambdamart_models=1), personal=False)
     r = e.ranker_
     assert r.check_["queries"] == n_queries and seen["kept"] in {"trees", "blend", "mixture"}
-    by = seen["ndcg_by_lam"]
-    assert by[seen["lam"]] == max(by.values())  # the real check keeps its best
+    by, lam = seen["ndcg_by_lam"], seen["lam"]
+    best = max(by.values())  # the real check keeps its best, or the trees when that is not clearly ahead
+    assert by[lam] == best or (lam == 0.0 and best - by[0.0] <= seen["margin_se"] * seen["gain_se"])
     kind = {"trees": LambdaMART, "blend": LinearBlend, "mixture": Mixture}[kept]
     assert type(r.model_) is kind
     q = r.memory_.queries_[0]

@@ -225,7 +225,8 @@ def _z_in_groups(v: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 
 def choose(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, group_query: np.ndarray, names: list[str],
-           fit_trees, folds: int = 5, seed: int = 0, scored: np.ndarray | None = None) -> dict:  # fmt: skip
+           fit_trees, folds: int = 5, seed: int = 0, scored: np.ndarray | None = None,
+           margin_se: float = 1.0) -> dict:  # fmt: skip
     """Cross-validate LambdaMART (``fit_trees(X, y, sizes)``), :class:`LinearBlend` and their
     :class:`Mixture` by query, on out-of-fold predictions of both.
 
@@ -235,9 +236,10 @@ def choose(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, group_query: np.ndar
     model that learns to spot them.
 
     Returns the held-out mean NDCG@10 by blend weight ``lam`` (0: the trees
-    alone, inf: the blend alone), the chosen ``lam`` (the best; ties go to
-    the trees), and the standard error of the chosen one's paired
-    difference from the trees alone.
+    alone, inf: the blend alone), the chosen ``lam``, and the standard error
+    of the best one's paired difference from the trees alone. The best is
+    chosen only where it beats the trees alone by more than ``margin_se``
+    of those standard errors; otherwise the trees stay.
     """
     sizes = np.asarray(sizes, dtype=np.int64)
     scored = np.ones(len(y), bool) if scored is None else np.asarray(scored, bool)
@@ -267,7 +269,13 @@ def choose(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, group_query: np.ndar
     best = max(LAMBDAS, key=lambda lam: (means[lam], -lam)) if ok.any() else 0.0
     d = per[best][ok] - per[0.0][ok]
     se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    # Each fold's trees are one booster, the kept trees an average of several, so the folds
+    # understate the trees: keep them unless the alternative is a standard error ahead, as the
+    # recommendation stacker does. (More would cost where it matters: on Home Depot cut to 30
+    # queries the mixture that beat LambdaMART on the test led by 2.2 standard errors.)
+    if best != 0.0 and not d.mean() > margin_se * se:
+        best = 0.0
     return {"ndcg_by_lam": {("inf" if np.isinf(k) else k): v for k, v in means.items()},
-            "lam": "inf" if np.isinf(best) else best, "gain_se": se,
+            "lam": "inf" if np.isinf(best) else best, "gain_se": se, "margin_se": margin_se,
             "groups": int(ok.sum()), "queries": int(len(queries)),
             "kept": "trees" if best == 0.0 else "blend" if np.isinf(best) else "mixture"}

@@ -157,8 +157,9 @@ class SearchRanker:
         noisy early maxima: Home Depot best rounds 89-313 with 40, 510-600 with 150).
     check_max_queries : with judgments alone from at most this many queries, LambdaMART, a tuned
         linear blend of the retrieval sources and their mixture are cross-validated by query
-        (:mod:`vitrine.rank.linear`) and the best kept; 0 turns the check off (above the cap five more
-        fits would cost minutes, and on Home Depot's 4,717 queries the check found nothing to gain).
+        (:mod:`vitrine.rank.linear`); a blend or mixture is kept only where it beats LambdaMART by a
+        standard error. 0 turns the check off (above the cap five more fits cost minutes, and on
+        Home Depot cut to 2,000 and 4,717 queries the check's choices only lost on the test queries).
     lambdamart_models : LambdaMART boosters averaged (seeds ``seed``, ``seed + 1``, ...); one
         booster's NDCG moves by a few thousandths with its seed, the average less.
     neural_epochs, neural_seconds : training budget of the neural ranker.
