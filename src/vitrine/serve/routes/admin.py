@@ -1,9 +1,8 @@
-"""Operations: refit on the store while serving, swap in the latest saved model."""
+"""Operations: refit on the store while serving, list the saved models, swap one in (the latest by default)."""
 
 from __future__ import annotations
 
 import time
-
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
