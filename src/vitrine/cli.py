@@ -300,12 +300,13 @@ def forget(
     home: HomeOpt = None,
 ) -> None:
     """Erase a shopper: stored events, reviews and served pages, and their profile in every saved model."""
-    from vitrine.engine import CURRENT_FILE, Engine
+    from vitrine.engine import Engine
+    from vitrine.saved import current_version
 
     home_ = resolve_home(home)
     if not home_.is_dir():  # "0 rows removed" from a mistyped home would read as done
         raise VitrineError(f"{home_}: no such home")
-    engine = Engine.load(home_) if (home_ / CURRENT_FILE).exists() else Engine(home=home_)
+    engine = Engine.load(home_) if current_version(home_) is not None else Engine(home=home_)
     try:
         n = engine.forget_user(user)
     finally:

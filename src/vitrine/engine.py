@@ -34,7 +34,15 @@ from vitrine.personal import Personalizer
 from vitrine.rank import SearchRanker
 from vitrine.results import Candidates, Results
 from vitrine.retrieve import Retriever
-from vitrine.saved import CURRENT_FILE, MODELS_DIR, fit_times, models_lock, prune, set_current
+from vitrine.saved import (
+    MODELS_DIR,
+    current_version,
+    fit_times,
+    models_lock,
+    prune,
+    set_current,
+    version_names,
+)
 from vitrine.version import __version__
 
 STORE_FILE = "store.duckdb"
@@ -385,9 +393,7 @@ class Engine:
     def _erase_saved_locked(self, key: str) -> int:
         models = self.home / MODELS_DIR
         changed = 0
-        for folder in sorted(models.iterdir()) if models.is_dir() else []:
-            if folder.name.startswith(".") or not (folder / "engine.json").exists():
-                continue
+        for folder in (models / name for name in version_names(self.home)):
             tmp = models / f".{folder.name}.erase-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(folder, tmp, copy_function=os.link)
@@ -487,10 +493,10 @@ class Engine:
         shoppers just did nor brings back a deleted product.
         """
         self = cls(settings=settings, home=home)
-        current = self.home / CURRENT_FILE
-        if not current.exists():
+        current = current_version(self.home)
+        if current is None:
             raise VitrineError(f"{self.home}: no fitted model; run `vitrine fit --home {self.home}` first")
-        folder = self.home / MODELS_DIR / current.read_text().strip()
+        folder = self.home / MODELS_DIR / current
         meta = json.loads((folder / "engine.json").read_text())
         catalog = Catalog.load(folder, root=Path(meta["root"]) if meta.get("root") else None)
         self.catalog_ = catalog

@@ -46,6 +46,10 @@ def version_names(home: Path) -> list[str]:
     return sorted(f.name for f in models.iterdir() if not f.name.startswith(".") and (f / "engine.json").exists())
 
 
+def _meta(home: Path, name: str) -> dict:
+    return json.loads((Path(home) / MODELS_DIR / name / "engine.json").read_text())
+
+
 def list_versions(home: Path) -> list[dict]:
     """Each saved version: name, whether it serves, when its fit began, its data's last event, size."""
     home = Path(home)
@@ -53,7 +57,7 @@ def list_versions(home: Path) -> list[dict]:
     out = []
     for name in version_names(home):
         folder = home / MODELS_DIR / name
-        meta = json.loads((folder / "engine.json").read_text())
+        meta = _meta(home, name)
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         out.append({"version": name, "current": name == current, "fitted_at": meta.get("fitted_at"),
                     "fitted_through": meta.get("fitted_through"), "vitrine": meta.get("vitrine"),
@@ -93,5 +97,4 @@ def prune(home: Path, keep: int) -> list[str]:
 
 def fit_times(home: Path) -> list[str | None]:
     """When each saved version's fit began (None for one saved before fits recorded it)."""
-    return [json.loads((Path(home) / MODELS_DIR / n / "engine.json").read_text()).get("fitted_at")
-            for n in version_names(home)]
+    return [_meta(home, name).get("fitted_at") for name in version_names(home)]
