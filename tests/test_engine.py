@@ -199,6 +199,52 @@ def test_saving_a_loaded_engine_does_not_replay_its_events_twice(copy_home) -> N
     again.close()
 
 
+def test_a_late_event_dated_before_the_fit_is_replayed_once(copy_home) -> None:
+    """Replay goes by when the store got an event, not by its (client-set) date."""
+    writer = Engine.load(copy_home)
+    pid = writer.catalog_.products["product_id"].iloc[7]
+    writer.record_event("backfill", pid, "purchase", timestamp="2001-01-01T00:00:00")
+    writer.close()
+    key = writer.user_key("backfill")
+    loaded = Engine.load(copy_home)
+    assert list(loaded.personal_.profiles_.get(key).rows) == [loaded.catalog_.index_of(pid)]
+    loaded.save()
+    loaded.close()
+    again = Engine.load(copy_home)
+    assert len(again.personal_.profiles_.get(key).rows) == 1
+    again.close()
+
+
+def test_an_event_dated_in_the_future_hides_nothing_stored_after_it(copy_home) -> None:
+    engine = Engine.load(copy_home)
+    a, b = engine.catalog_.products["product_id"].iloc[[3, 4]]
+    engine.record_event("ahead", a, "click", timestamp="2099-01-01T00:00:00")  # a clock running ahead
+    engine.save()  # the saved profiles hold it, and the marks say so
+    engine.record_event("ontime", b, "click")
+    engine.close()
+    loaded = Engine.load(copy_home)
+    assert list(loaded.personal_.profiles_.get(loaded.user_key("ontime")).rows) == [loaded.catalog_.index_of(b)]
+    assert len(loaded.personal_.profiles_.get(loaded.user_key("ahead")).rows) == 1
+    loaded.close()
+
+
+def test_a_model_saved_before_appends_were_numbered_replays_by_event_time(copy_home) -> None:
+    import json
+
+    engine = Engine.load(copy_home)
+    pid = engine.catalog_.products["product_id"].iloc[2]
+    engine.record_event("dated", pid, "click")
+    engine.close()
+    (saved,) = (copy_home / "models").iterdir()
+    meta = json.loads((saved / "engine.json").read_text())
+    del meta["arrival_through"]  # as homes saved before 2026-11-23 have it
+    (saved / "engine.json").write_text(json.dumps(meta))
+    loaded = Engine.load(copy_home)
+    assert loaded.arrival_through_ is None
+    assert list(loaded.personal_.profiles_.get(loaded.user_key("dated")).rows) == [loaded.catalog_.index_of(pid)]
+    loaded.close()
+
+
 def test_forget_user_drops_ranker_state_of_a_trained_shopper(fitted: Engine, small_shop) -> None:
     raw = pd.read_parquet(small_shop / "events.parquet")["user_id"].value_counts().index[0]
     key = fitted.user_key(raw)

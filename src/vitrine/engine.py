@@ -92,6 +92,9 @@ class Engine:
         self._lock = threading.RLock()
         self.version_: str | None = None
         self._caught_up_at: pd.Timestamp | None = None  # when catch_up last read the store's catalog log
+        # The last store append of events the shopper profiles hold (None: unknown, so replay goes by
+        # event time past ``fitted_through_``, as models saved before arrival numbers did).
+        self.arrival_through_: int | None = None
 
     # -- identity -------------------------------------------------------------
     def user_key(self, user_id: str | None) -> str | None:
@@ -123,10 +126,12 @@ class Engine:
     def fit(self, dataset: Dataset | str | Path | None = None, progress: bool = False) -> Engine:
         """Learn every component from a dataset (folder, Dataset, or the store when None)."""
         started = utc_now()  # live catalog changes after this reach a loaded model by catch-up
+        arrival = None
         if dataset is None:
             if self.settings.served_days:  # else the log grows by every shown result, forever
                 self.store.prune_served(started - pd.Timedelta(days=self.settings.served_days))
             dataset = self.store.to_dataset()
+            arrival = dataset.meta.get("events_arrival")
         elif not isinstance(dataset, Dataset):
             dataset = load_dataset(dataset)
         if dataset.products is None or not len(dataset.products):
@@ -156,6 +161,7 @@ class Engine:
             self.fitted_through_ = (
                 str(events["timestamp"].max()) if events is not None and len(events) else None
             )
+            self.arrival_through_ = arrival
         return self
 
     def _check(self) -> None:
@@ -341,19 +347,24 @@ class Engine:
             raise DataValidationError(problems)
         df["user_id"] = pseudonymize_series(df["user_id"], self.settings.secret)
         with self._lock:
-            if durable:
-                self.store.append_events(df, pseudonymized=True)
+            arrival = self.store.append_events(df, pseudonymized=True) if durable else None
             for ukey, row, ev in zip(df["user_id"], rows, df["event"], strict=True):
                 self.personal_.observe(ukey, int(row), ev)
-            self._observed_through(df["timestamp"].max())
+            self._observed_through(df["timestamp"].max(), arrival)
         return len(df)
 
-    def _observed_through(self, timestamp) -> None:
-        """Move the replay mark: the profiles now hold every event up to ``timestamp``.
+    def _observed_through(self, timestamp, arrival: int | None = None) -> None:
+        """Move the replay marks: the profiles now hold the events up to ``timestamp``, and
+        the store's appends up to ``arrival``.
 
-        A save writes the mark with the profiles, so a load replays only what
-        came after it, never what the saved profiles already counted.
+        A save writes the marks with the profiles, so a load replays only what
+        came after them, never what the saved profiles already counted. Without
+        an arrival mark (a model fitted from a folder, or saved before the
+        store numbered its appends) replay goes by event time, so one is not
+        started from a live event: the appends before it would be skipped.
         """
+        if arrival is not None and self.arrival_through_ is not None:
+            self.arrival_through_ = max(self.arrival_through_, int(arrival))
         if timestamp is None or pd.isna(timestamp):
             return
         mark = getattr(self, "fitted_through_", None)
@@ -468,6 +479,7 @@ class Engine:
             (tmp / "engine.json").write_text(json.dumps({
                 "vitrine": __version__, "version": version, "root": root,
                 "fitted_through": getattr(self, "fitted_through_", None),
+                "arrival_through": self.arrival_through_,
                 "fitted_at": getattr(self, "fitted_at_", None),
             }))
         with models_lock(home):
@@ -506,6 +518,7 @@ class Engine:
         self._size_query_caches()
         self.version_ = folder.name  # the folder is the identity (a copy keeps its engine.json)
         self.fitted_through_ = meta.get("fitted_through")
+        self.arrival_through_ = meta.get("arrival_through")  # None: saved before appends were numbered
         self.fitted_at_ = meta.get("fitted_at")  # None: saved before catalog catch-up existed
         if replay:
             self.catch_up()
@@ -528,7 +541,7 @@ class Engine:
         # comes back as the store holds it now, so what the fit already had is applied again, unchanged.
         since = self._caught_up_at if self._caught_up_at is not None else (self.fitted_at_ or "1970-01-01")
         n = self._catch_up_catalog(str(since))
-        n += self._replay(self.fitted_through_)
+        n += self._replay()
         self._caught_up_at = started
         return n
 
@@ -543,17 +556,27 @@ class Engine:
                 self.delete_product(pid, durable=False)
         return len(ups) + len(gone)
 
-    def _replay(self, since: str | None) -> int:
-        sql = "SELECT user_id, product_id, event, timestamp FROM events"
+    def _replay(self) -> int:
+        """Apply the stored events the profiles do not hold yet, in event-time order.
+
+        By arrival: every append after the last one the profiles hold, so a
+        late event dated before the others (a phone's queued clicks, a
+        backfill) still counts, and a clock running ahead does not hide what
+        follows. Models without an arrival mark go by event time.
+        """
+        sql = "SELECT user_id, product_id, event, timestamp, arrival FROM events"
         params: list = []
-        if since is not None:
+        if self.arrival_through_ is not None:
+            sql += " WHERE arrival > ?"
+            params.append(int(self.arrival_through_))
+        elif self.fitted_through_ is not None:
             sql += " WHERE timestamp > CAST(? AS TIMESTAMP)"
-            params.append(since)
-        ev = self.store.query(sql + " ORDER BY timestamp", params)
+            params.append(self.fitted_through_)
+        ev = self.store.query(sql + " ORDER BY timestamp, arrival", params)
         rows = self.catalog_.indices(ev["product_id"], missing="mark")
         for ukey, row, kind in zip(ev["user_id"], rows, ev["event"], strict=True):
             if row >= 0:
                 self.personal_.observe(ukey, int(row), kind)
         if len(ev):
-            self._observed_through(ev["timestamp"].max())
+            self._observed_through(ev["timestamp"].max(), ev["arrival"].max())
         return int((rows >= 0).sum())

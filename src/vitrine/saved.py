@@ -39,11 +39,18 @@ def current_version(home: Path) -> str | None:
 
 
 def version_names(home: Path) -> list[str]:
-    """Saved versions, oldest first (names are fit times, ``%Y%m%d-%H%M%S``)."""
+    """Saved versions, oldest fit first.
+
+    By when each fit began, not by name: a fit names its folder by the time
+    it saved (``%Y%m%d-%H%M%S``), but a copied or renamed folder
+    (``reloaded-v2``) keeps its fit's age. Versions saved before fits
+    recorded their start come first, by name.
+    """
     models = Path(home) / MODELS_DIR
     if not models.is_dir():
         return []
-    return sorted(f.name for f in models.iterdir() if not f.name.startswith(".") and (f / "engine.json").exists())
+    names = [f.name for f in models.iterdir() if not f.name.startswith(".") and (f / "engine.json").exists()]
+    return sorted(names, key=lambda name: (_meta(home, name).get("fitted_at") or "", name))
 
 
 def _meta(home: Path, name: str) -> dict:

@@ -147,6 +147,24 @@ def test_live_events_always_append(store, tmp_path):
     assert store.counts()["events"] == 11
 
 
+def test_appends_are_numbered_in_order_and_a_store_from_before_gets_the_column(tmp_path):
+    path = tmp_path / "home" / "store.duckdb"
+    with Store(path, secret=SECRET) as s:
+        s.ingest(make_shop(tmp_path / "shop"))
+        s._con.execute("ALTER TABLE events DROP COLUMN arrival")  # as stores written before 2026-11-23 are
+    click = pd.DataFrame([{"user_id": "late", "product_id": "p0", "timestamp": pd.Timestamp("2001-01-01"),
+                           "event": "click"}])
+    with Store(path, secret=SECRET) as s:
+        assert s.to_dataset().meta["events_arrival"] == 0  # every numbered append comes after the old rows
+        first, second = s.append_events(click, pseudonymized=False), s.append_events(click, pseudonymized=False)
+        assert 0 < first < second
+        numbered = s.query("SELECT arrival FROM events WHERE arrival IS NOT NULL ORDER BY arrival")["arrival"]
+        assert numbered.tolist() == [first, second]
+        assert s.query("SELECT count(*) AS n FROM events WHERE arrival IS NULL")["n"].item() == 9
+        ds = s.to_dataset()
+        assert ds.meta["events_arrival"] == second and "arrival" not in ds.events.columns
+
+
 def test_user_first_and_last_seen(store, tmp_path):
     store.ingest(make_shop(tmp_path / "shop"))
     key = pseudonymize(RAW_USERS[0], SECRET)

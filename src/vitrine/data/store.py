@@ -117,6 +117,10 @@ class Store:
             self._con.execute(_ddl(PRODUCTS, key="product_id"))
             self._con.execute(_ddl(REVIEWS))
             self._con.execute(_ddl(EVENTS))
+            # Which append stored each event, in order: a loaded model replays the appends after
+            # the last one its profiles hold, whatever the events' own (client-set) timestamps say.
+            self._con.execute("CREATE SEQUENCE IF NOT EXISTS event_arrival_seq")
+            self._con.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS arrival BIGINT")
             self._con.execute(_ddl(JUDGMENTS))
             self._con.execute(
                 "CREATE TABLE IF NOT EXISTS users (user_id VARCHAR PRIMARY KEY, "
@@ -278,13 +282,16 @@ class Store:
         df.loc[mask, "user_id"] = pseudonymize_series(df.loc[mask, "user_id"], self.secret)
         return df
 
-    def _append_events(self, events: pd.DataFrame, skip_stored: bool = False) -> None:
-        """Insert events and update ``users``; ``skip_stored``: leave out copies of stored rows.
+    def _append_events(self, events: pd.DataFrame, skip_stored: bool = False) -> int:
+        """Insert events and update ``users``; return the append's arrival number.
 
-        Folder ingest skips them so that loading the same log twice stores it
-        once; live events are always new (a click twice is two clicks).
+        ``skip_stored``: leave out copies of stored rows. Folder ingest skips
+        them so that loading the same log twice stores it once; live events
+        are always new (a click twice is two clicks). Every append takes the
+        next arrival number (one writer at a time, so numbers follow commits).
         """
         con = self._con
+        arrival = int(_scalar(con, "SELECT nextval('event_arrival_seq')"))
         with _registered(con, "_e", events[EVENTS.names]):
             src = "_e"
             new = skip_stored and _not_stored(con, "_e", EVENTS, "timestamp BETWEEN ? AND ?",
@@ -292,7 +299,7 @@ class Store:
             if new:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _e_new AS {new[0]}", new[1])
                 src = "_e_new"
-            con.execute(f"INSERT INTO events SELECT * FROM {src}")
+            con.execute(f"INSERT INTO events SELECT *, ? FROM {src}", [arrival])
             con.execute(
                 f"""
                 INSERT INTO users
@@ -305,9 +312,10 @@ class Store:
             )
             if src == "_e_new":
                 con.execute("DROP TABLE _e_new")
+        return arrival
 
     def append_events(self, events: pd.DataFrame, pseudonymized: bool = True) -> int:
-        """Append events durably (committed before returning).
+        """Append events durably (committed before returning); return the append's arrival number.
 
         Frames that are not yet in canonical form (missing optional columns)
         are validated first; problems raise ``DataValidationError``.
@@ -319,8 +327,7 @@ class Store:
         events = self._pseudonymized(events, pseudonymized)
         with self._lock:
             with _transaction(self._con):
-                self._append_events(events)
-        return len(events)
+                return self._append_events(events)
 
     def upsert_products(self, products: pd.DataFrame) -> None:
         """Add or replace products live (logged for :meth:`product_changes`)."""
@@ -468,7 +475,12 @@ class Store:
         """Everything stored, as a Dataset with pseudonymised user ids."""
         products = self.query("SELECT * FROM products ORDER BY product_id")
         reviews = self.query("SELECT * FROM reviews")
-        events = self.query("SELECT * FROM events ORDER BY timestamp")
+        cols = ", ".join(f'"{c}"' for c in EVENTS.names)
+        # One read, so the mark is exactly the last append these events include.
+        events = self.query(f"SELECT {cols}, arrival FROM events ORDER BY timestamp")
+        # 0 when no stored event has a number (none yet, or all stored before appends were numbered).
+        arrival = events.pop("arrival").max() if len(events) else None
+        arrival = 0 if arrival is None or pd.isna(arrival) else int(arrival)
         # Judgments a folder marked split=test stay out of training, as in `vitrine evaluate`.
         judgments = self.query("SELECT * FROM judgments WHERE split IS DISTINCT FROM 'test' ORDER BY query, product_id")
         return Dataset(
@@ -477,7 +489,8 @@ class Store:
             events=events if len(events) else None,
             judgments=judgments if len(judgments) else None,
             root=None,
-            meta={"name": self.path.parent.name},
+            meta={"name": self.path.parent.name,
+                  "events_arrival": arrival},
             pseudonymized=True,
             served=self.served_features,
         )
