@@ -91,7 +91,9 @@ class Engine:
         self._store: Store | None = None
         self._lock = threading.RLock()
         self.version_: str | None = None
-        self._caught_up_at: pd.Timestamp | None = None  # when catch_up last read the store's catalog log
+        # The last live catalog change (the store's product_log number) the catalog holds (None: unknown,
+        # so catch-up goes by time from the fit's start, as models saved before these marks did).
+        self.catalog_through_: int | None = None
         # The last store append of events the shopper profiles hold (None: unknown, so replay goes by
         # event time past ``fitted_through_``, as models saved before arrival numbers did).
         self.arrival_through_: int | None = None
@@ -126,12 +128,12 @@ class Engine:
     def fit(self, dataset: Dataset | str | Path | None = None, progress: bool = False) -> Engine:
         """Learn every component from a dataset (folder, Dataset, or the store when None)."""
         started = utc_now()  # live catalog changes after this reach a loaded model by catch-up
-        arrival = None
+        arrival = catalog_mark = None
         if dataset is None:
             if self.settings.served_days:  # else the log grows by every shown result, forever
                 self.store.prune_served(started - pd.Timedelta(days=self.settings.served_days))
             dataset = self.store.to_dataset()
-            arrival = dataset.meta.get("events_arrival")
+            arrival, catalog_mark = dataset.meta.get("events_arrival"), dataset.meta.get("product_log_mark")
         elif not isinstance(dataset, Dataset):
             dataset = load_dataset(dataset)
         if dataset.products is None or not len(dataset.products):
@@ -162,6 +164,7 @@ class Engine:
                 str(events["timestamp"].max()) if events is not None and len(events) else None
             )
             self.arrival_through_ = arrival
+            self.catalog_through_ = catalog_mark
         return self
 
     def _check(self) -> None:
@@ -430,6 +433,7 @@ class Engine:
         with self._lock:
             if durable:
                 self.store.upsert_products(df)
+                self._catalog_observed(self.store.product_log_mark())
             rows = self.catalog_.upsert(df)
             self.retriever_.add(rows)
             vecs = self.retriever_.item_vectors() if hasattr(self.retriever_, "item_vectors") else None
@@ -446,6 +450,7 @@ class Engine:
                 self.retriever_.remove(np.array([row]))
             if durable:
                 self.store.delete_product(product_id)
+                self._catalog_observed(self.store.product_log_mark())
 
     def _live_row(self, product_id: str) -> int:
         """Catalog row of a product that has not been deleted (a deleted one keeps its row until the next fit)."""
@@ -480,6 +485,7 @@ class Engine:
                 "vitrine": __version__, "version": version, "root": root,
                 "fitted_through": getattr(self, "fitted_through_", None),
                 "arrival_through": self.arrival_through_,
+                "catalog_through": self.catalog_through_,
                 "fitted_at": getattr(self, "fitted_at_", None),
             }))
         with models_lock(home):
@@ -519,6 +525,7 @@ class Engine:
         self.version_ = folder.name  # the folder is the identity (a copy keeps its engine.json)
         self.fitted_through_ = meta.get("fitted_through")
         self.arrival_through_ = meta.get("arrival_through")  # None: saved before appends were numbered
+        self.catalog_through_ = meta.get("catalog_through")
         self.fitted_at_ = meta.get("fitted_at")  # None: saved before catalog catch-up existed
         if replay:
             self.catch_up()
@@ -531,30 +538,44 @@ class Engine:
         began, and events dated after what the profiles hold. The service
         does it again just before swapping a newly loaded engine in, under
         the lock every write waits for, so nothing that arrived while the
-        engine was loading is lost. Applying a catalog change twice is
-        harmless, so the log is read from a little before the last read.
+        engine was loading is lost. Both logs are numbered in the order the
+        store took them and the engine remembers the last number of each it
+        holds, so a change is applied once (a catalog change that lands during
+        the read may come again next time, which is harmless).
         """
         if self._store is None and not (self.home / STORE_FILE).exists():
             return 0  # a home of saved models alone: nothing was stored since
-        started = utc_now() - pd.Timedelta(seconds=1)
-        # A model saved before fits recorded their start reads the whole log: each logged product
-        # comes back as the store holds it now, so what the fit already had is applied again, unchanged.
-        since = self._caught_up_at if self._caught_up_at is not None else (self.fitted_at_ or "1970-01-01")
-        n = self._catch_up_catalog(str(since))
-        n += self._replay()
-        self._caught_up_at = started
-        return n
+        return self._catch_up_catalog() + self._replay()
 
-    def _catch_up_catalog(self, since: str) -> int:
-        """Apply the live product upserts and deletes the store logged after ``since``; returns how many."""
-        ups, gone = self.store.product_changes(since)
+    def _catch_up_catalog(self) -> int:
+        """Apply the live product upserts and deletes logged after what the catalog holds; returns how many."""
+        mark = self.store.product_log_mark()
+        if self.catalog_through_ is not None:
+            ups, gone = self.store.product_changes(after=self.catalog_through_)
+        else:
+            # Saved before the marks: by time from the fit's start (the whole log if unknown). Each logged
+            # product comes back as the store holds it now, so what the fit had is applied again, unchanged.
+            ups, gone = self.store.product_changes(str(self.fitted_at_ or "1970-01-01"))
         if len(ups):
             self.upsert_products(ups, durable=False)
         for pid in gone:
             row = self.catalog_.get_index(pid)
             if row is not None and self.catalog_.active[row]:
                 self.delete_product(pid, durable=False)
+        self._catalog_observed(mark, adopt=True)
         return len(ups) + len(gone)
+
+    def _catalog_observed(self, mark: int, adopt: bool = False) -> None:
+        """The catalog now holds the store's live changes up to ``mark``.
+
+        Only a catch-up, which read the log from the fit's start, may start
+        a mark; a live change alone may not (those logged before it, since
+        the fit, would be skipped).
+        """
+        if self.catalog_through_ is not None:
+            self.catalog_through_ = max(self.catalog_through_, int(mark))
+        elif adopt:
+            self.catalog_through_ = int(mark)
 
     def _replay(self) -> int:
         """Apply the stored events the profiles do not hold yet, in event-time order.

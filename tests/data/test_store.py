@@ -489,3 +489,29 @@ def test_product_changes_list_live_upserts_and_deletes_after_a_time(store, tmp_p
     store.ingest(make_shop(tmp_path / "shop"))  # ingested again: p2 and p3 are back in the store
     assert store.product_changes(since)[1] == ["p9"]
     assert store.product_changes(utc_now())[1] == []
+
+
+def test_an_old_store_opened_read_only_still_reads_its_events(tmp_path):
+    path = tmp_path / "home" / "store.duckdb"
+    with Store(path, secret=SECRET) as s:
+        s.ingest(make_shop(tmp_path / "shop"))
+        s._con.execute("ALTER TABLE events DROP COLUMN arrival")
+    ro = Store(path, secret=SECRET, read_only=True)
+    ds = ro.to_dataset()
+    assert len(ds.events) == 9 and ds.meta["events_arrival"] == 0
+    ro.close()
+
+
+def test_product_changes_after_a_number_of_the_log(store, tmp_path):
+    store.ingest(make_shop(tmp_path / "shop"))
+    assert store.product_log_mark() == 0 and store.to_dataset().meta["product_log_mark"] == 0
+    store.upsert_products(store.query("SELECT * FROM products WHERE product_id = 'p1'"))
+    first = store.product_log_mark()
+    store.delete_product("p2")
+    assert store.product_log_mark() > first
+    assert store.to_dataset().meta["product_log_mark"] == store.product_log_mark()
+    ups, gone = store.product_changes(after=0)
+    assert ups["product_id"].tolist() == ["p1"] and gone == ["p2"]
+    ups, gone = store.product_changes(after=first)
+    assert ups.empty and gone == ["p2"]
+    assert store.product_changes(after=store.product_log_mark())[1] == []

@@ -169,13 +169,16 @@ class Store:
         return bool(_scalar(self._con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? "
                                        "AND schema_name = 'main' AND table_name = ?", [database, table]))
 
+    def _database(self) -> str:
+        return _scalar(self._con, "SELECT current_database()")
+
     def _own_served(self) -> str:
         """The older layout's table, fully named: the TEMP view ``served`` is ``temp.main.served``."""
-        db = _scalar(self._con, "SELECT current_database()").replace('"', '""')
+        db = self._database().replace('"', '""')
         return f'"{db}".main.served'
 
     def _has_own_served(self) -> bool:
-        return self._has_table(_scalar(self._con, "SELECT current_database()"), "served")
+        return self._has_table(self._database(), "served")
 
     def _move_served_log(self) -> None:
         """Convert older layouts' ``served`` tables (features as JSON) into the served log.
@@ -345,22 +348,28 @@ class Store:
                                   [utc_now(), product_id])
         return bool(n)
 
-    def product_changes(self, since) -> tuple[pd.DataFrame, list[str]]:
-        """Live catalog changes logged after ``since``: (upserted products as stored now, deleted ids).
+    def product_changes(self, since=None, *, after: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+        """Live catalog changes logged after the time ``since``, or after the log's number ``after``:
+        (upserted products as stored now, deleted ids).
 
         Each product counts once, by its last change; a product upserted and
         then deleted is only deleted. Folder ingests are not logged, but what
         they stored is what an upsert returns and what a deletion checks.
         """
-        last = ("SELECT product_id, arg_max(op, seq) AS op FROM product_log WHERE changed_at > CAST(? AS TIMESTAMP) "
-                "GROUP BY product_id")
+        where, mark = ("seq > ?", int(after)) if after is not None else ("changed_at > CAST(? AS TIMESTAMP)", since)
+        last = f"SELECT product_id, arg_max(op, seq) AS op FROM product_log WHERE {where} GROUP BY product_id"
         with self._lock:
             ups = self._con.execute(f"SELECT p.* FROM products p JOIN ({last}) c USING (product_id) "
-                                    "WHERE c.op = 'upsert' ORDER BY p.product_id", [since]).df()
+                                    "WHERE c.op = 'upsert' ORDER BY p.product_id", [mark]).df()
             # The store is the truth: a product deleted live and then ingested again is not gone.
             gone = self._con.execute(f"SELECT product_id FROM ({last}) WHERE op = 'delete' AND product_id NOT IN "
-                                     "(SELECT product_id FROM products) ORDER BY product_id", [since]).df()
+                                     "(SELECT product_id FROM products) ORDER BY product_id", [mark]).df()
         return ups, gone["product_id"].tolist()
+
+    def product_log_mark(self) -> int:
+        """The number of the last live catalog change logged (0: none), for ``product_changes(after=)``."""
+        with self._lock:
+            return int(_scalar(self._con, "SELECT coalesce(max(seq), 0) FROM product_log"))
 
     def prune_product_log(self, through) -> int:
         """Drop the live catalog changes logged at or before ``through``; return how many."""
@@ -473,11 +482,16 @@ class Store:
 
     def to_dataset(self) -> Dataset:
         """Everything stored, as a Dataset with pseudonymised user ids."""
+        # Read before the catalog: a change logged in between is applied again by a catch-up, harmlessly.
+        catalog_mark = self.product_log_mark() if self._has_table(self._database(), "product_log") else 0
         products = self.query("SELECT * FROM products ORDER BY product_id")
         reviews = self.query("SELECT * FROM reviews")
         cols = ", ".join(f'"{c}"' for c in EVENTS.names)
         # One read, so the mark is exactly the last append these events include.
-        events = self.query(f"SELECT {cols}, arrival FROM events ORDER BY timestamp")
+        numbered = _scalar(self._con, "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events' "
+                                      "AND column_name = 'arrival'")  # not in an old store opened read-only
+        events = self.query(f"SELECT {cols}, {'arrival' if numbered else 'NULL AS arrival'} FROM events "
+                            "ORDER BY timestamp")
         # 0 when no stored event has a number (none yet, or all stored before appends were numbered).
         arrival = events.pop("arrival").max() if len(events) else None
         arrival = 0 if arrival is None or pd.isna(arrival) else int(arrival)
@@ -490,7 +504,7 @@ class Store:
             judgments=judgments if len(judgments) else None,
             root=None,
             meta={"name": self.path.parent.name,
-                  "events_arrival": arrival},
+                  "events_arrival": arrival, "product_log_mark": catalog_mark},
             pseudonymized=True,
             served=self.served_features,
         )
