@@ -535,7 +535,7 @@ class Engine:
         """Apply what the store gained since this engine last read it; return how many changes.
 
         Loading does it once: live catalog changes logged after the fit
-        began, and events dated after what the profiles hold. The service
+        read the catalog, and events stored after those the profiles hold. The service
         does it again just before swapping a newly loaded engine in, under
         the lock every write waits for, so nothing that arrived while the
         engine was loading is lost. Both logs are numbered in the order the
