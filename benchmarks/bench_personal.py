@@ -2,7 +2,7 @@
 
 Usage::
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties,als-blas,latency]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties,als-blas,latency,cold-quantiles]
         [--sessions-per-user 8 32 ...]
 
 Prints one JSON object per run (the `--json` contract of `vitrine evaluate
@@ -324,6 +324,42 @@ def _latency(users: int = 1000) -> dict:
             "kept": {k: v is not None for k, v in kept.items()}, "tuning": p.tuning_, "metrics": out}
 
 
+def _cold_quantiles(sizes=(12_101, 100_000, 1_000_000), sources: int = 6, calls: int = 20) -> dict:
+    """Per-request cost of placing cold products in each behaviour source (``place_by_quantile``):
+    every row sorted, against the fixed sample of ``QUANTILE_SAMPLE`` rows that catalogs above it use.
+    Synthetic scores (similarity and sources correlated), 5% cold; the error is the largest gap, in
+    quantile, between where a cold product lands and where its similarity ranks among all rows."""
+    from vitrine.personal.personalizer import QUANTILE_SAMPLE, place_by_quantile, quantile_rows
+
+    out = {}
+    for n in sizes:
+        rng = np.random.default_rng(0)
+        sim = rng.normal(size=n).astype(np.float32)
+        scores = [(0.5 * sim + rng.normal(size=n)).astype(np.float32) for _ in range(sources)]
+        cold = np.zeros(n, bool)
+        cold[rng.choice(n, n // 20, replace=False)] = True
+        truth = np.searchsorted(np.sort(sim), sim[cold]) / n
+        row = {}
+        for mode, sample in (("every row", None), ("sample", quantile_rows(max(n, QUANTILE_SAMPLE + 1),
+                                                                           QUANTILE_SAMPLE))):
+            if sample is not None and n <= QUANTILE_SAMPLE:
+                continue
+            t = time.perf_counter()
+            for _ in range(calls):
+                vs = [v.copy() for v in scores]
+                place_by_quantile(sim, cold, vs, sample)
+            ms = (time.perf_counter() - t) / calls * 1000
+            t = time.perf_counter()
+            for _ in range(calls):
+                [v.copy() for v in scores]
+            ms -= (time.perf_counter() - t) / calls * 1000  # the copies are the benchmark's, not the path's
+            err = max(float(np.abs(np.searchsorted(np.sort(v0), v[cold]) / n - truth).max())
+                      for v0, v in zip(scores, vs, strict=True))
+            row[mode] = {"ms": round(ms, 2), "max_quantile_error": round(err, 4)}
+        out[str(n)] = row
+    return {"task": "cold-quantiles", "sources": sources, "sample": QUANTILE_SAMPLE, "metrics": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-users", type=int, default=None)
@@ -350,6 +386,8 @@ def main() -> None:
             print(json.dumps(_knn_ties()), flush=True)
         elif name == "latency":
             print(json.dumps(_latency()), flush=True)
+        elif name == "cold-quantiles":
+            print(json.dumps(_cold_quantiles()), flush=True)
         elif name == "als-blas":
             print(json.dumps(_als_blas()), flush=True)
         elif (SHARED / ("amazon-beauty" if name == "beauty" else "amazon-games")).exists():

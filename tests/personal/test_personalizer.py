@@ -332,3 +332,27 @@ def test_als_fits_on_one_blas_thread_and_gives_the_rest_back(monkeypatch) -> Non
     assert during and during[0] and all(n == 1 for n in during[0])
     assert blas_threads() == before
     assert not [w for w in caught if "OpenBLAS" in str(w.message)]  # implicit's own advice, taken
+
+
+def test_cold_products_placed_by_a_sample_of_a_large_catalog_land_near_the_exact_quantile() -> None:
+    from vitrine.personal.personalizer import place_by_quantile, quantile_rows
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    sim = rng.normal(size=n).astype(np.float32)
+    score = (0.5 * sim + rng.normal(size=n)).astype(np.float32)
+    cold = np.zeros(n, bool)
+    cold[rng.choice(n, 2_000, replace=False)] = True
+    exact, sampled = score.copy(), score.copy()
+    place_by_quantile(sim, cold, [exact])
+    sample = quantile_rows(n, 32768)
+    assert sample is quantile_rows(n, 32768) and not sample.flags.writeable  # one fixed sample per size
+    assert quantile_rows(1000, 32768) is None
+    place_by_quantile(sim, cold, [sampled], sample)
+    assert np.array_equal(sampled[~cold], score[~cold])
+    # Each cold product's value sits at the quantile of its similarity, read from the sample or the whole.
+    rank = np.searchsorted(np.sort(score), sampled[cold]) / n
+    truth = np.searchsorted(np.sort(sim), sim[cold]) / n
+    exact_rank = np.searchsorted(np.sort(score), exact[cold]) / n
+    assert np.abs(exact_rank - truth).max() < 1e-3 and np.abs(rank - truth).max() < 0.01
+    assert not np.array_equal(exact[cold], score[cold])
