@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     home: Path = Path(".vitrine")
     secret: str = "vitrine-dev-secret-change-me"
     text_model: str = ""  # empty: the bundled all-MiniLM-L6-v2
+    # Batches of product texts in bfloat16 ("bf16"), float32 ("fp32"), or "auto": bf16 where the CPU
+    # has it in hardware (vitrine.features.text.TextEncoder).
+    text_precision: str = "auto"
     image_model: str = "tower"  # "tower" (built-in CNN trained in fit), "none", or a CLIP path/name
     tower_seconds: float = 90.0  # training budget of the built-in image tower (small catalogs use less)
     # Item vector from the modalities: "average" (text + image, untrained) or a learned fusion
@@ -71,6 +74,13 @@ class Settings(BaseSettings):
     def _check_ranker(cls, v: str) -> str:
         if v not in RANKERS:
             raise ValueError(f"VITRINE_RANKER must be one of {', '.join(RANKERS)}, got {v!r}")
+        return v
+
+    @field_validator("text_precision")
+    @classmethod
+    def _check_precision(cls, v: str) -> str:
+        if v not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"VITRINE_TEXT_PRECISION must be auto, fp32 or bf16, got {v!r}")
         return v
 
     @field_validator("home", mode="before")

@@ -349,11 +349,14 @@ class Retriever:
         self.item_fusion_ = fz
 
     def _text_encoder(self):
+        from vitrine.config import get_settings
         from vitrine.features.text import TextEncoder
 
         if self.text_model_ == "none":
             return None
-        return TextEncoder(self.text_model_, cache_dir=self.cache_dir_ or None, device=self.device_)
+        # The precision is the machine's (not saved): a model loaded elsewhere encodes as that CPU does best.
+        return TextEncoder(self.text_model_, cache_dir=self.cache_dir_ or None, device=self.device_,
+                           precision=get_settings().text_precision)
 
     def fit(self, catalog: Catalog, progress: bool = False, *, reviews=None, judgments=None) -> Retriever:
         """Index the catalog and train the image tower and (when chosen) the modality fusion.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vitrine.features.text import TextEncoder
+from vitrine.features.text import BF16_MIN_TEXTS, TextEncoder
 
 torch.set_num_threads(1)
 
@@ -38,3 +38,20 @@ def test_cache_is_keyed_by_model(tmp_path) -> None:
 def test_unknown_model_path_fails_clearly(tmp_path) -> None:
     with pytest.raises(Exception):  # noqa: B017 - sentence-transformers raises its own error types
         TextEncoder(str(tmp_path / "no-such-model")).encode(["x"])
+
+
+def test_bf16_batches_agree_with_float32_and_few_texts_stay_float32(tmp_path) -> None:
+    import contextlib
+
+    texts = [f"{c} {a} running shoe size {i}" for i, (c, a) in
+             enumerate((c, a) for c in ("red", "blue", "green", "black", "white", "grey", "pink", "navy")
+                       for a in ("trail", "road", "kids", "winter", "light", "wide", "retro", "pro", "knit"))]
+    assert len(texts) >= BF16_MIN_TEXTS
+    exact = TextEncoder(precision="fp32").encode(texts)
+    bf16 = TextEncoder(precision="bf16").encode(texts)
+    cos = (exact * bf16).sum(axis=1)
+    assert cos.min() > 0.999 and not np.array_equal(exact, bf16)  # computed another way, to the same vectors
+    assert isinstance(TextEncoder(precision="bf16")._precision("cpu", BF16_MIN_TEXTS - 1), contextlib.nullcontext)
+    assert isinstance(TextEncoder(precision="bf16")._precision("cuda", 1000), contextlib.nullcontext)
+    with pytest.raises(ValueError, match="precision"):
+        TextEncoder(precision="half")

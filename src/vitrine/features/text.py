@@ -17,6 +17,8 @@ Example usage::
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
 import uuid
@@ -29,6 +31,20 @@ from tqdm import tqdm
 from vitrine.threads import torch_threads
 
 _MODELS: dict[tuple[str, str], object] = {}
+PRECISIONS = ("auto", "fp32", "bf16")
+#: Fewer texts than this in one call are encoded in float32: casting the weights to bfloat16 for
+#: each call costs more than it saves (one query: 26 ms against 17 ms).
+BF16_MIN_TEXTS = 64
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere it is emulated, slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def default_text_model() -> str:
@@ -110,6 +126,10 @@ class TextEncoder:
         under ``cache_dir/text/<model key>/``.
     device : "cpu", "cuda" or "auto".
     max_chars : texts are cut to this many characters before encoding.
+    precision : "fp32", "bf16" (bfloat16 matrix products under autocast, for calls of at least
+        ``BF16_MIN_TEXTS`` texts on the CPU), or "auto": bf16 where the CPU has it in hardware.
+        On such a CPU bf16 encodes a catalog 2.8x faster; its vectors agree with float32's to a
+        cosine of 0.99998 (docs/bench/understanding.md), so both share the cache.
     """
 
     def __init__(
@@ -120,8 +140,12 @@ class TextEncoder:
         cache_dir: str | Path | None = None,
         device: str = "auto",
         max_chars: int = 1000,
+        precision: str = "auto",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"text precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model = model
+        self.precision = precision
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.device = device
@@ -153,6 +177,15 @@ class TextEncoder:
         if self.cache_dir is None:
             return None
         return EmbeddingCache(Path(self.cache_dir).expanduser() / "text" / _model_key(self.model_path))
+
+    def _precision(self, device: str, n_texts: int):
+        """The context to encode ``n_texts`` in: bfloat16 autocast, or nothing (float32)."""
+        bf16 = self.precision == "bf16" or (self.precision == "auto" and cpu_has_bf16())
+        if device != "cpu" or n_texts < BF16_MIN_TEXTS or not bf16:
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16)
 
     def _encode_timed(self, st, texts: list[str], gov) -> np.ndarray:
         """Encode in runs of a few batches, shortest texts first, so the thread
@@ -190,7 +223,7 @@ class TextEncoder:
         if new_texts:
             st = self._st()
             bar = tqdm(total=len(new_texts), desc="encode text", unit="text", disable=not progress)
-            with torch_threads(st.device.type) as gov:
+            with torch_threads(st.device.type) as gov, self._precision(st.device.type, len(new_texts)):
                 for s in range(0, len(new_texts), chunk):
                     part = new_texts[s: s + chunk]
                     v = self._encode_timed(st, part, gov)
