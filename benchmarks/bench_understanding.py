@@ -7,7 +7,8 @@ Usage::
         [--skip-bm25] [--json]
 
 * text encode: products/s of the dense text encoder (bundled MiniLM) on
-  synthetic-shop titles+descriptions, cache disabled (cold) and then cached.
+  synthetic-shop titles+descriptions, cold in float32 and in bfloat16 (with
+  the smallest cosine between the two), then cached.
 * image encode: products/s of the image tower's ``encode_images`` at 64 px
   (inference; training is bounded separately by ``tower_seconds``), and tower
   training images/s.
@@ -71,14 +72,20 @@ def bench_encoders(n_text: int, n_img: int) -> dict:
         texts = [dense_text(cat, i) for i in range(n_text)]
         enc = TextEncoder(cache_dir=Path(tmp) / "cache")
         enc.encode(texts[:64])  # load the model
-        enc = TextEncoder(cache_dir=Path(tmp) / "cache2")
+        # Both precisions cold, side by side (VITRINE_TEXT_PRECISION; auto is bf16 where the CPU has it).
+        by_precision, cold = {}, {}
+        for precision in ("fp32", "bf16"):
+            enc = TextEncoder(cache_dir=Path(tmp) / f"cache-{precision}", precision=precision)
+            t0 = time.perf_counter()
+            by_precision[precision] = enc.encode(texts)
+            cold[precision] = time.perf_counter() - t0
+            out[f"text_encode_{precision}_products_per_s"] = round(n_text / cold[precision], 1)
+        vecs = by_precision["fp32"]
+        out["text_bf16_speedup"] = round(cold["fp32"] / cold["bf16"], 2)
+        out["text_bf16_min_cosine"] = round(float((vecs * by_precision["bf16"]).sum(axis=1).min()), 6)
         t0 = time.perf_counter()
-        vecs = enc.encode(texts)
-        cold = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        TextEncoder(cache_dir=Path(tmp) / "cache2").encode(texts)
+        TextEncoder(cache_dir=Path(tmp) / "cache-fp32").encode(texts)
         warm = time.perf_counter() - t0
-        out["text_encode_products_per_s"] = round(n_text / cold, 1)
         out["text_encode_cached_products_per_s"] = round(n_text / warm, 1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
