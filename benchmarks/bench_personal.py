@@ -2,7 +2,8 @@
 
 Usage::
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties,als-blas,latency,cold-quantiles]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties,als-blas,latency,cold-quantiles,tiled]
+        [--copies 5]
         [--sessions-per-user 8 32 ...]
 
 Prints one JSON object per run (the `--json` contract of `vitrine evaluate
@@ -324,6 +325,33 @@ def _latency(users: int = 1000) -> dict:
             "kept": {k: v is not None for k, v in kept.items()}, "tuning": p.tuning_, "metrics": out}
 
 
+def tile_dataset(src: Path, out: Path, copies: int) -> Path:
+    """Write ``copies`` independent copies of a recommend folder into one: each copy's shoppers,
+    products and tags get the suffix ``~<copy>``, so no event, product or tag is shared between them."""
+    import pandas as pd
+
+    products = pd.read_parquet(src / "products.parquet")
+    events = pd.read_parquet(src / "events.parquet")
+    ps, es = [], []
+    for r in range(copies):
+        q = products.copy()
+        q["product_id"] = q["product_id"].astype(str) + f"~{r}"
+        if "tags" in q:
+            q["tags"] = q["tags"].map(lambda t, r=r: None if t is None else "|".join(
+                f"{x}~{r}" for x in (t.split("|") if isinstance(t, str) else t)))
+        e = events.copy()
+        e["product_id"] = e["product_id"].astype(str) + f"~{r}"
+        e["user_id"] = e["user_id"].astype(str) + f"~{r}"
+        ps.append(q)
+        es.append(e)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.concat(ps).to_parquet(out / "products.parquet")
+    pd.concat(es).to_parquet(out / "events.parquet")
+    (out / "dataset.json").write_text(json.dumps({"name": f"{src.name}-x{copies}",
+                                                  "note": f"{src.name} tiled {copies} times (benchmark)"}))
+    return out
+
+
 def _cold_quantiles(sizes=(12_101, 100_000, 1_000_000), sources: int = 6, calls: int = 20) -> dict:
     """Per-request cost of placing cold products in each behaviour source (``place_by_quantile``):
     every row sorted, against the fixed sample of ``QUANTILE_SAMPLE`` rows that catalogs above it use.
@@ -366,6 +394,7 @@ def main() -> None:
     ap.add_argument("--only", default="beauty,games,games-full,synth")
     ap.add_argument("--sessions-per-user", type=float, nargs="+", default=[8.0],
                     help="synth-utility: one run per value (the simulator's mean sessions per shopper)")
+    ap.add_argument("--copies", type=int, default=5, help="tiled: copies of amazon-beauty")
     args = ap.parse_args()
     from vitrine.evaluate.recommend import run_recommend
 
@@ -386,6 +415,11 @@ def main() -> None:
             print(json.dumps(_knn_ties()), flush=True)
         elif name == "latency":
             print(json.dumps(_latency()), flush=True)
+        elif name == "tiled":  # scale: five independent copies of amazon-beauty in one folder
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = tile_dataset(SHARED / "amazon-beauty", Path(tmp) / "beauty5", args.copies)
+                print(json.dumps(run_recommend(folder, progress=False, max_users=args.max_users).to_dict()),
+                      flush=True)
         elif name == "cold-quantiles":
             print(json.dumps(_cold_quantiles()), flush=True)
         elif name == "als-blas":
