@@ -356,3 +356,22 @@ def test_cold_products_placed_by_a_sample_of_a_large_catalog_land_near_the_exact
     exact_rank = np.searchsorted(np.sort(score), exact[cold]) / n
     assert np.abs(exact_rank - truth).max() < 1e-3 and np.abs(rank - truth).max() < 0.01
     assert not np.array_equal(exact[cold], score[cold])
+
+
+def test_head_lists_hold_no_product_that_no_source_listed() -> None:
+    """A held-out product in no source's top may not enter the head stacker's lists: every other
+    product there is in some source's top, so being in none would mark it as the answer."""
+    from vitrine.personal.personalizer import HEAD, head_lists
+
+    rng = np.random.default_rng(0)
+    blocks = [rng.normal(size=(HEAD + 50, 3)).astype(np.float32) for _ in range(4)]
+    for zb in blocks:
+        zb[0] = 5.0  # the held-out product tops the blend
+    blocks[3][7] = -np.inf  # a product the shopper has seen
+    w = np.ones(3, np.float32)
+    X, blends, targets = head_lists(blocks, [True, False, True, False], w, np.array([3, 3, 1, 60]))
+    assert targets.tolist() == [0, -1, 0, -1]
+    assert all(len(x) == HEAD and len(b) == HEAD for x, b in zip(X, blends, strict=True))
+    # the unlisted product is absent, not merely unmarked: its blend (15) appears in no list
+    assert blends[0].max() == pytest.approx(15.0) and blends[1].max() < 15.0 and blends[3].max() < 15.0
+    assert np.isfinite(np.concatenate(blends)).all()  # seen products never enter a head

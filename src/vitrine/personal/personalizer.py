@@ -135,6 +135,29 @@ def _sequences(events: pd.DataFrame, catalog: Catalog, weights: dict[str, float]
     return out
 
 
+
+def head_lists(blocks: list[np.ndarray], listed: list[bool], w: np.ndarray,
+               hist: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """The head stacker's training lists: each block's linear-blend top ``HEAD`` (features, blend,
+    index of the held-out product or -1).
+
+    Every other product of a block is in some source's top products; a held-out product
+    that is not must not enter its list, or "in no source's top" would mark it (a learned
+    blend once lifted exactly such products, far below popularity on the test split).
+    """
+    X, blends, targets = [], [], []
+    for j, zb in enumerate(blocks):
+        fine = np.flatnonzero(np.isfinite(zb).all(axis=1))
+        if not listed[j]:
+            fine = fine[fine != 0]
+        head = fine[top_k(zb[fine] @ w, HEAD)]
+        b = zb[head] @ w
+        X.append(stacker_features(zb[head], b, hist[j]))
+        blends.append(b)
+        at = np.flatnonzero(head == 0)
+        targets.append(int(at[0]) if len(at) else -1)
+    return X, blends, np.asarray(targets)
+
 class Personalizer:
     """Recommendations, per-shopper scores and ranking features from behaviour.
 
@@ -331,7 +354,7 @@ class Personalizer:
         act = self._active()
         depth = 100
         seq_states = self.sasrec_.encode([val[i][1] for i in pick]) if hasattr(self, "sasrec_") else None
-        blocks, sampled, owners, hist = [], [], [], []
+        blocks, listed, sampled, owners, hist = [], [], [], [], []
         for j, i in enumerate(pick):
             _, r, w, target = val[i]
             st = {"als": self.als_.user_vector(r, w) if hasattr(self, "als_") else None,
@@ -343,6 +366,7 @@ class Personalizer:
             cand = set()
             for row in mat:
                 cand.update(top_k(row, depth).tolist())
+            listed.append(int(target) in cand)
             cand.discard(int(target))
             cand = np.asarray([int(target), *sorted(cand)], dtype=np.int64)
             blocks.append(mat[:, cand].T)
@@ -420,15 +444,15 @@ class Personalizer:
                         "full_ndcg@10": full(w), "sampled_ndcg@10": few(w),
                         "candidates_full_ndcg@10": full(wc), "candidates_sampled_ndcg@10": few(wc)}
         if self.learned_blends and len(pick) >= STACK_USERS:
-            self._fit_stackers(blocks, sampled, np.asarray(owners), np.asarray(hist), w, wc)
+            self._fit_stackers(blocks, listed, sampled, np.asarray(owners), np.asarray(hist), w, wc)
         self.tuning_["seconds"] = round(time.time() - t, 2)
 
-    def _fit_stackers(self, blocks: list[np.ndarray], sampled: list[np.ndarray], owners: np.ndarray,
-                      hist: np.ndarray, w: np.ndarray, wc: np.ndarray) -> None:
+    def _fit_stackers(self, blocks: list[np.ndarray], listed: list[bool], sampled: list[np.ndarray],
+                      owners: np.ndarray, hist: np.ndarray, w: np.ndarray, wc: np.ndarray) -> None:
         """Learned blends (vitrine.personal.stacker) for candidate lists and the full ranking's head.
 
-        ``blocks`` hold each tuning shopper's held-out product (row 0) and the union of every
-        source's top products; the head is the linear blend's top ``HEAD`` of that union.
+        ``blocks`` hold each tuning shopper's held-out product (row 0; ``listed`` says whether
+        some source had it in its top products) and the union of every source's top products.
         ``sampled`` are the held-out product (row 0) among 19 random ones, of shopper ``owners``.
         """
         # A held-out product the shopper had already interacted with is masked (-inf) like the
@@ -441,15 +465,7 @@ class Personalizer:
                 blends.append(b)
                 users.append(owners[j])
         cand = Stacker(seed=self.seed).fit(X, blends, np.zeros(len(X), np.int64), np.asarray(users))
-        X, blends, targets = [], [], []
-        for j, zb in enumerate(blocks):
-            fine = np.flatnonzero(np.isfinite(zb).all(axis=1))
-            head = fine[top_k(zb[fine] @ w, HEAD)]
-            b = zb[head] @ w
-            X.append(stacker_features(zb[head], b, hist[j]))
-            blends.append(b)
-            at = np.flatnonzero(head == 0)
-            targets.append(int(at[0]) if len(at) else -1)
+        X, blends, targets = head_lists(blocks, listed, w, hist)
         head = Stacker(seed=self.seed).fit(X, blends, np.asarray(targets), np.arange(len(blocks)))
         self.candidate_stacker_ = cand if cand.kept_ else None
         self.head_stacker_ = head if head.kept_ else None
