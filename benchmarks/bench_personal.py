@@ -2,7 +2,7 @@
 
 Usage::
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties,als-blas,latency,cold-quantiles,tiled]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties,als-blas,latency,cold-quantiles,tiled,relabelled]
         [--copies 5]
         [--sessions-per-user 8 32 ...]
 
@@ -352,6 +352,27 @@ def tile_dataset(src: Path, out: Path, copies: int) -> Path:
     return out
 
 
+
+def relabel_dataset(src: Path, out: Path, users: int = 1500, seed: int = 0) -> Path:
+    """A shop whose event types carry no meaning: the first ``users`` shoppers of a purchases-only
+    folder, products reduced to their ids, each event relabelled at random (click 50%, impression
+    20%, purchase 20%, cart 10%). The held-out event is each shopper's last click, cart or purchase,
+    so every source sees less than the folder has, and none is given titles or tags to lean on."""
+    import pandas as pd
+
+    events = pd.read_parquet(src / "events.parquet")
+    keep = events["user_id"].drop_duplicates().iloc[:users]
+    events = events[events["user_id"].isin(keep)].copy()
+    rng = np.random.default_rng(seed)
+    events["event"] = rng.choice(["click", "add_to_cart", "purchase", "impression"], len(events),
+                                 p=[0.5, 0.1, 0.2, 0.2])
+    out.mkdir(parents=True, exist_ok=True)
+    events[["product_id"]].drop_duplicates().to_parquet(out / "products.parquet")
+    events.to_parquet(out / "events.parquet")
+    (out / "dataset.json").write_text(json.dumps({"name": f"{src.name}-relabelled",
+                                                  "note": f"{src.name}, {users} shoppers, event types at random"}))
+    return out
+
 def _cold_quantiles(sizes=(12_101, 100_000, 1_000_000), sources: int = 6, calls: int = 20) -> dict:
     """Per-request cost of placing cold products in each behaviour source (``place_by_quantile``):
     every row sorted, against the fixed sample of ``QUANTILE_SAMPLE`` rows that catalogs above it use.
@@ -420,6 +441,10 @@ def main() -> None:
                 folder = tile_dataset(SHARED / "amazon-beauty", Path(tmp) / "beauty5", args.copies)
                 print(json.dumps(run_recommend(folder, progress=False, max_users=args.max_users).to_dict()),
                       flush=True)
+        elif name == "relabelled":  # event types that mean nothing: no source may be trusted blindly
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = relabel_dataset(SHARED / "amazon-beauty", Path(tmp) / "relabelled")
+                print(json.dumps(run_recommend(folder, progress=False).to_dict()), flush=True)
         elif name == "cold-quantiles":
             print(json.dumps(_cold_quantiles()), flush=True)
         elif name == "als-blas":
