@@ -228,6 +228,26 @@ def test_an_event_dated_in_the_future_hides_nothing_stored_after_it(copy_home) -
     loaded.close()
 
 
+def test_events_another_writer_appended_between_its_own_are_applied_once(copy_home) -> None:
+    """An append by someone else (a folder ingest into the same store) between two of this
+    engine's own appends reaches its profiles at once, and is not replayed again after a save."""
+    engine = Engine.load(copy_home)
+    a, b, c = engine.catalog_.products["product_id"].iloc[[5, 6, 8]]
+    engine.record_event("mine", a, "click")
+    other = pd.DataFrame({"user_id": ["other"], "product_id": [b], "event": ["purchase"],
+                          "timestamp": [pd.Timestamp("2001-01-01")]})
+    engine.store.append_events(other, pseudonymized=False)
+    engine.record_event("mine", c, "click")
+    key = engine.user_key("other")
+    assert list(engine.personal_.profiles_.get(key).rows) == [engine.catalog_.index_of(b)]
+    assert len(engine.personal_.profiles_.get(engine.user_key("mine")).rows) == 2
+    engine.save()
+    engine.close()
+    loaded = Engine.load(copy_home)
+    assert len(loaded.personal_.profiles_.get(key).rows) == 1
+    loaded.close()
+
+
 def test_a_model_saved_before_appends_were_numbered_replays_by_event_time(copy_home) -> None:
     import json
 

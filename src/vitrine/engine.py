@@ -351,6 +351,10 @@ class Engine:
         df["user_id"] = pseudonymize_series(df["user_id"], self.settings.secret)
         with self._lock:
             arrival = self.store.append_events(df, pseudonymized=True) if durable else None
+            if arrival is not None and self.arrival_through_ is not None and arrival > self.arrival_through_ + 1:
+                # Someone else appended since this engine's last append (a folder ingest into the
+                # same store); moving the mark past their events would skip them until a load.
+                self._replay(before=arrival)
             for ukey, row, ev in zip(df["user_id"], rows, df["event"], strict=True):
                 self.personal_.observe(ukey, int(row), ev)
             self._observed_through(df["timestamp"].max(), arrival)
@@ -577,8 +581,9 @@ class Engine:
         elif adopt:
             self.catalog_through_ = int(mark)
 
-    def _replay(self) -> int:
-        """Apply the stored events the profiles do not hold yet, in event-time order.
+    def _replay(self, before: int | None = None) -> int:
+        """Apply the stored events the profiles do not hold yet (appended before ``before``, if
+        given), in event-time order.
 
         By arrival: every append after the last one the profiles hold, so a
         late event dated before the others (a phone's queued clicks, a
@@ -590,6 +595,9 @@ class Engine:
         if self.arrival_through_ is not None:
             sql += " WHERE arrival > ?"
             params.append(int(self.arrival_through_))
+            if before is not None:
+                sql += " AND arrival < ?"
+                params.append(int(before))
         elif self.fitted_through_ is not None:
             sql += " WHERE timestamp > CAST(? AS TIMESTAMP)"
             params.append(self.fitted_through_)
