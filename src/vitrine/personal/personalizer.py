@@ -135,7 +135,6 @@ def _sequences(events: pd.DataFrame, catalog: Catalog, weights: dict[str, float]
     return out
 
 
-
 def head_lists(blocks: list[np.ndarray], listed: list[bool], w: np.ndarray,
                hist: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """The head stacker's training lists: each block's linear-blend top ``HEAD`` (features, blend,
@@ -157,6 +156,7 @@ def head_lists(blocks: list[np.ndarray], listed: list[bool], w: np.ndarray,
         at = np.flatnonzero(head == 0)
         targets.append(int(at[0]) if len(at) else -1)
     return X, blends, np.asarray(targets)
+
 
 class Personalizer:
     """Recommendations, per-shopper scores and ranking features from behaviour.
