@@ -79,8 +79,10 @@ class Settings(BaseSettings):
     @field_validator("text_precision")
     @classmethod
     def _check_precision(cls, v: str) -> str:
-        if v not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"VITRINE_TEXT_PRECISION must be auto, fp32 or bf16, got {v!r}")
+        from vitrine.features.text import PRECISIONS  # the encoder's own list: the two cannot drift
+
+        if v not in PRECISIONS:
+            raise ValueError(f"VITRINE_TEXT_PRECISION must be one of {', '.join(PRECISIONS)}, got {v!r}")
         return v
 
     @field_validator("home", mode="before")

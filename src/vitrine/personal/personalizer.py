@@ -468,7 +468,7 @@ class Personalizer:
                 users.append(owners[j])
         cand = Stacker(seed=self.seed).fit(X, blends, np.zeros(len(X), np.int64), np.asarray(users))
         X, blends, targets = head_lists(blocks, listed, w, hist)
-        head = Stacker(seed=self.seed).fit(X, blends, np.asarray(targets), np.arange(len(blocks)))
+        head = Stacker(seed=self.seed).fit(X, blends, targets, np.arange(len(blocks)))
         self.candidate_stacker_ = cand if cand.kept_ else None
         self.head_stacker_ = head if head.kept_ else None
         for name, st in (("candidate_stacker", cand), ("head_stacker", head)):
