@@ -149,13 +149,14 @@ class Engine:
         personal = Personalizer(
             event_weights=self.settings.event_weights, seed=self.settings.seed,
             seq_params={"device": resolve_device(self.settings.device)},
-            learned_blends=self.settings.learned_blends,
+            learned_blends=self.settings.learned_blends, cutoff=self.settings.cutoff,
         ).fit(events, catalog, item_vectors=item_vectors)
         with self._lock:
             self.catalog_, self.retriever_, self.personal_ = catalog, retriever, personal
             self.ranker_ = SearchRanker(model=self.settings.ranker, device=self.settings.device,
                                        lambdamart_models=self.settings.ranker_models,
-                                       check_max_queries=self.settings.ranker_check_queries).fit(self, dataset)
+                                       check_max_queries=self.settings.ranker_check_queries,
+                                       cutoff=self.settings.cutoff).fit(self, dataset)
             self._size_query_caches()
             self.version_ = time.strftime("%Y%m%d-%H%M%S")
             self.fitted_at_ = str(started)

@@ -132,3 +132,27 @@ def test_candidates_protocol_scores_lists_and_breaks_ties_fairly(tmp_path, monke
     # a scorer that ties everything gets chance level, not a win from the held-out's position
     assert rep["baselines"]["constant"]["ndcg@10"] < 0.5
     assert rep["metrics"]["ndcg@10"] > 0.6
+
+
+def test_tuning_follows_the_cutoff_the_run_scores(tmp_path, monkeypatch) -> None:
+    """`--k 5` tunes the blends for NDCG@5; a shop's own VITRINE_CUTOFF wins over it."""
+    monkeypatch.chdir(tmp_path)
+    import vitrine.engine as engine_mod
+    from vitrine.config import Settings
+    from vitrine.engine import Engine
+    from vitrine.personal import Personalizer
+
+    class Fast(Personalizer):
+        def __init__(self, **kw):
+            super().__init__(**{**kw, "sources": ("itemknn", "transitions", "popularity")})
+
+    monkeypatch.setattr(engine_mod, "Personalizer", Fast)
+    ds = _tiny_dataset(tmp_path / "ds")
+    engine = Engine(settings=Settings(), home=tmp_path / "h1")
+    rep = run_recommend(ds, k=5, progress=False, engine=engine).to_dict()
+    assert rep["k"] == 5 and "ndcg@5" in rep["metrics"]
+    assert engine.personal_.cutoff == 5 and "full_ndcg@5" in engine.personal_.tuning_
+    monkeypatch.setenv("VITRINE_CUTOFF", "3")
+    engine = Engine(settings=Settings(), home=tmp_path / "h2")
+    run_recommend(ds, k=5, progress=False, engine=engine)
+    assert engine.personal_.cutoff == 3 and "full_ndcg@3" in engine.personal_.tuning_

@@ -64,3 +64,14 @@ def test_lists_without_the_product_are_left_out_and_too_few_refuse() -> None:
     assert not st.kept_ and st.check_ == {}
     empty = Stacker().fit([], [], np.zeros(0, np.int64), np.zeros(0, np.int64))  # every list dropped upstream
     assert not empty.kept_
+
+
+def test_the_check_scores_at_the_stackers_cutoff() -> None:
+    """At k=1 only lists that put the product first count; the blend's score is that share."""
+    rng = np.random.default_rng(3)
+    X, blends = _lists(rng, 800, rule=True)
+    st = Stacker(seed=0, k=1).fit(X, blends, np.zeros(len(X), np.int64), np.arange(len(X)) // 2)
+    check = np.random.default_rng(0).choice(400, size=100, replace=False)  # the stacker's check shoppers
+    lists = [i for i in range(800) if i // 2 in set(check.tolist())]
+    first = np.mean([float((blends[i][1:] < blends[i][0]).all()) for i in lists])
+    assert st.check_["linear"] == pytest.approx(first, abs=1e-4)

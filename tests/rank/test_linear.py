@@ -89,3 +89,18 @@ def test_choose_keeps_the_trees_unless_the_gain_is_clear() -> None:
     by = check["ndcg_by_lam"]
     assert by["inf"] > by[0.0] and check["kept"] == "trees" and check["lam"] == 0.0
     assert choose(X, y, sizes, queries, NAMES, _trees, folds=4, margin_se=0.0)["kept"] != "trees"
+
+
+def test_the_cutoff_reaches_the_blend_the_check_and_lambdamart() -> None:
+    """A shop showing 3 results gets models tuned and stopped on NDCG@3, not @10."""
+    X, y, sizes = _lists(3, 40)
+    lin = LinearBlend(cutoff=3).fit(X, y, sizes, NAMES)
+    at = {k: np.nanmean(group_ndcg(lin.predict(X, sizes), y, sizes, k)) for k in (3, 10)}
+    assert lin.train_ndcg_ == pytest.approx(at[3], abs=1e-9) and abs(at[3] - at[10]) > 1e-3
+    trees = LambdaMART(n_estimators=30, patience=10, num_threads=1, min_data_in_leaf=5, cutoff=3)
+    trees.fit(X, y, np.full(40, 12), NAMES)
+    assert set(trees.booster_.best_score["valid_0"]) == {"ndcg@3"}
+    queries = np.repeat(np.arange(20), 2)
+    at3 = choose(X, y, sizes, queries, NAMES, _trees, folds=4, k=3)["ndcg_by_lam"]
+    at10 = choose(X, y, sizes, queries, NAMES, _trees, folds=4)["ndcg_by_lam"]
+    assert at3[0.0] != pytest.approx(at10[0.0])

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vitrine.engine import Engine
 
 
 @dataclass
@@ -24,6 +29,19 @@ class EvalReport:
         if not d["extra"]:
             d.pop("extra")
         return d
+
+
+def evaluation_engine(engine: Engine | None, k: int) -> Engine:
+    """The engine a run fits, its models tuned for NDCG at the cutoff the run scores.
+
+    A shop's own ``VITRINE_CUTOFF`` wins: then the run measures the models the shop would serve.
+    """
+    from vitrine.engine import Engine
+
+    engine = engine or Engine(home=Path(".vitrine-eval"))
+    if "cutoff" not in engine.settings.model_fields_set:
+        engine.settings = engine.settings.model_copy(update={"cutoff": k})
+    return engine
 
 
 def stable_half(product_id: str) -> bool:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from vitrine.data.dataset import Dataset, load_dataset
 from vitrine.engine import Engine
-from vitrine.evaluate.common import EvalReport, input_warnings
+from vitrine.evaluate.common import EvalReport, evaluation_engine, input_warnings
 from vitrine.evaluate.metrics import evaluate_rankings
 from vitrine.results import top_k
 
@@ -122,7 +122,7 @@ def run_recommend(
     ds = load_dataset(path, check_images=False)
     if ds.events is None or not len(ds.events):
         raise ValueError(f"{path}: recommendation evaluation needs events")
-    engine = engine or Engine(home=Path(".vitrine-eval"))
+    engine = evaluation_engine(engine, k)
     secret = engine.settings.secret
     from vitrine.data.store import pseudonymize_series
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from vitrine.data.dataset import Dataset, load_dataset
 from vitrine.engine import Engine
-from vitrine.evaluate.common import EvalReport, input_warnings, stable_half
+from vitrine.evaluate.common import EvalReport, evaluation_engine, input_warnings, stable_half
 from vitrine.evaluate.metrics import evaluate_rankings
 from vitrine.results import top_k
 
@@ -75,7 +75,7 @@ def run_search(
         fit_ds, half = strip_for_cross_modal(fit_ds)
         pool = np.flatnonzero(half)
         test = test[test["product_id"].isin(set(ds.products["product_id"].to_numpy()[half]))]
-    engine = engine or Engine(home=Path(".vitrine-eval"))
+    engine = evaluation_engine(engine, k)
     engine.fit(fit_ds, progress=progress)
     truth = _truth(test)
     scorers = baseline_scorers(engine)

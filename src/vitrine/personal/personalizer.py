@@ -58,6 +58,10 @@ DEFAULT_BLEND = {"itemknn": 1.0, "userknn": 0.25, "transitions": 0.5, "seqknn": 
 #: model ranks random candidates well but dilutes the head of a full-catalog ranking).
 CANDIDATE_ONLY = ("mf",)
 SAMPLED_SETS = 3  # random candidate lists per tuning shopper for the sampled objective
+# Random products beside the held-out one in each such list (amazon-games' protocol). Tuning on
+# lists of 99 instead, for a file of 99 per shopper, scored 0.4471 against 0.4439 on beauty at five
+# times the tuning time (docs/bench/personal.md), so the lists stay this size.
+SAMPLED_NEGATIVES = 19
 MF_PARAMS = {"factors": 16, "regularization": 0.1, "alpha": 20.0, "iterations": 15}
 TIE_BREAK = 1e-3  # popularity z-score added in score_candidates so that exact ties fall back to popularity
 BEHAVIOUR = ("itemknn", "userknn", "transitions", "seqknn", "sasrec", "popularity")
@@ -171,10 +175,12 @@ class Personalizer:
     tune_users : shoppers sampled for tuning. 8000 rather than 3000: the head stacker's check
         then clears its standard error on amazon-beauty and amazon-games in both seeds tried
         (NDCG@10 +0.002, tuning 110-160 s instead of 40-46 s, peak memory +0.3-0.5 GB).
-    tune_objective : "full" (NDCG@10 ranking the whole catalog), "sampled"
-        (NDCG@10 among the held-out product and 19 random products, the
-        ``--candidates`` protocol) or "both" (sum of the two, each relative
-        to the starting weights).
+    tune_objective : "full" (NDCG@``cutoff`` ranking the whole catalog), "sampled"
+        (NDCG@``cutoff`` among the held-out product and 19 random products, the
+        ``--candidates`` protocol) or "both" (sum of the two, each relative to
+        the starting weights).
+    cutoff : the list length tuning and the learned blends optimise (NDCG@cutoff);
+        ``vitrine evaluate recommend --k`` sets it, a shop sets ``VITRINE_CUTOFF``.
     seq_seconds : training-time budget of the sequential model (split between
         the validation fit and the final top-up).
     seq_params, als_params, knn_params, mf_params : keyword arguments of the models
@@ -199,7 +205,8 @@ class Personalizer:
     def __init__(
         self, *, event_weights: dict[str, float] | None = None, history: int = 200,
         sources: tuple[str, ...] = SOURCES, blend: dict[str, float] | None = None, tune: bool = True,
-        tune_users: int = 8000, tune_objective: str = "full", seq_seconds: float = 150.0, seq_params: dict | None = None,
+        tune_users: int = 8000, tune_objective: str = "full", cutoff: int = 10,
+        seq_seconds: float = 150.0, seq_params: dict | None = None,
         als_params: dict | None = None, knn_params: dict | None = None, mf_params: dict | None = None,
         diversity: float = 0.1, learned_blends: bool = True, seed: int = 0,
     ) -> None:
@@ -210,6 +217,7 @@ class Personalizer:
         self.tune = tune
         self.tune_users = tune_users
         self.tune_objective = tune_objective
+        self.cutoff = cutoff
         self.seq_seconds = seq_seconds
         self.seq_params = seq_params
         self.als_params = als_params
@@ -225,8 +233,8 @@ class Personalizer:
 
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in (
-            "event_weights", "history", "sources", "blend", "tune", "tune_users", "tune_objective", "seq_seconds",
-            "seq_params", "als_params", "knn_params", "mf_params", "diversity", "learned_blends", "seed")}
+            "event_weights", "history", "sources", "blend", "tune", "tune_users", "tune_objective", "cutoff",
+            "seq_seconds", "seq_params", "als_params", "knn_params", "mf_params", "diversity", "learned_blends", "seed")}
 
     # -- fit --------------------------------------------------------------------
     def fit(self, events: pd.DataFrame | None, catalog: Catalog, item_vectors: np.ndarray | None = None) -> Personalizer:
@@ -351,10 +359,11 @@ class Personalizer:
     # -- tuning -----------------------------------------------------------------
     def _tune(self, val: list[tuple[str, np.ndarray, np.ndarray, int]]) -> None:
         t = time.time()
+        k, m = self.cutoff, SAMPLED_NEGATIVES
         rng = np.random.default_rng(self.seed)
         pick = rng.choice(len(val), size=min(self.tune_users, len(val)), replace=False)
         act = self._active()
-        depth = 100
+        depth = max(100, 10 * k)  # each source's top products that the head lists hold
         seq_states = self.sasrec_.encode([val[i][1] for i in pick]) if hasattr(self, "sasrec_") else None
         blocks, listed, sampled, owners, hist = [], [], [], [], []
         for j, i in enumerate(pick):
@@ -372,12 +381,12 @@ class Personalizer:
             cand.discard(int(target))
             cand = np.asarray([int(target), *sorted(cand)], dtype=np.int64)
             blocks.append(mat[:, cand].T)
-            # SAMPLED_SETS lists of the held-out product and 19 random products (less noise than one)
-            negs = rng.choice(self.n_items_, size=min(self.n_items_, 40 * SAMPLED_SETS), replace=False)
+            # SAMPLED_SETS lists of the held-out product and m random products (less noise than one)
+            negs = rng.choice(self.n_items_, size=min(self.n_items_, 2 * (m + 1) * SAMPLED_SETS), replace=False)
             negs = negs[np.isfinite(mat[0, negs]) & (negs != target)]
             for part in range(SAMPLED_SETS):
-                sel = negs[19 * part: 19 * (part + 1)]
-                if part == 0 or len(sel) == 19:
+                sel = negs[m * part: m * (part + 1)]
+                if part == 0 or len(sel) == m:
                     sampled.append(np.concatenate([mat[:, [int(target)]], mat[:, sel]], axis=1).T)
                     owners.append(j)
             hist.append(min(len(r), self.history))
@@ -399,13 +408,13 @@ class Personalizer:
             s = z @ wv
             s[pad] = -np.inf
             rank = (s[:, 1:] > s[:, :1]).sum(axis=1)
-            return float(np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0).mean())
+            return float(np.where(rank < k, 1.0 / np.log2(rank + 2), 0.0).mean())
 
         def few(wv: np.ndarray) -> float:
             s = zs @ wv
             # a tie counts half: the evaluation breaks ties at random, not for the held-out product
             rank = (s[:, 1:] > s[:, :1]).sum(axis=1) + 0.5 * (s[:, 1:] == s[:, :1]).sum(axis=1)
-            return float(np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0).mean())
+            return float(np.where(rank < k, 1.0 / np.log2(rank + 2), 0.0).mean())
 
         w0 = np.array([self.weights_[s] for s in act], dtype=np.float32)
         f0, s0 = max(full(w0), 1e-6), max(few(w0), 1e-6)
@@ -443,8 +452,8 @@ class Personalizer:
         self.weights_ = {s: float(x) for s, x in zip(act, w, strict=True)}
         self.candidate_weights_ = {s: float(x) for s, x in zip(act, wc, strict=True)}
         self.tuning_ = {"users": len(pick), "objective": self.tune_objective, "start": start, "best": best,
-                        "full_ndcg@10": full(w), "sampled_ndcg@10": few(w),
-                        "candidates_full_ndcg@10": full(wc), "candidates_sampled_ndcg@10": few(wc)}
+                        f"full_ndcg@{k}": full(w), f"sampled_ndcg@{k}": few(w),
+                        f"candidates_full_ndcg@{k}": full(wc), f"candidates_sampled_ndcg@{k}": few(wc)}
         if self.learned_blends and len(pick) >= STACK_USERS:
             self._fit_stackers(blocks, listed, sampled, np.asarray(owners), np.asarray(hist), w, wc)
         self.tuning_["seconds"] = round(time.time() - t, 2)
@@ -466,9 +475,9 @@ class Personalizer:
                 X.append(stacker_features(zl, b, hist[owners[j]]))
                 blends.append(b)
                 users.append(owners[j])
-        cand = Stacker(seed=self.seed).fit(X, blends, np.zeros(len(X), np.int64), np.asarray(users))
+        cand = Stacker(seed=self.seed, k=self.cutoff).fit(X, blends, np.zeros(len(X), np.int64), np.asarray(users))
         X, blends, targets = head_lists(blocks, listed, w, hist)
-        head = Stacker(seed=self.seed).fit(X, blends, targets, np.arange(len(blocks)))
+        head = Stacker(seed=self.seed, k=self.cutoff).fit(X, blends, targets, np.arange(len(blocks)))
         self.candidate_stacker_ = cand if cand.kept_ else None
         self.head_stacker_ = head if head.kept_ else None
         for name, st in (("candidate_stacker", cand), ("head_stacker", head)):

@@ -24,7 +24,7 @@ import numpy as np
 ROUNDS = (100, 200, 300, 400)  # boosting rounds compared on the check shoppers
 CHECK_SHARE = 0.25
 PARAMS = {"objective": "lambdarank", "learning_rate": 0.03, "num_leaves": 7, "min_data_in_leaf": 100,
-          "feature_fraction": 0.7, "lambdarank_truncation_level": 20, "verbose": -1, "num_threads": 1}
+          "feature_fraction": 0.7, "verbose": -1, "num_threads": 1}
 
 
 def features(z: np.ndarray, blend: np.ndarray, n_history: int) -> np.ndarray:
@@ -53,11 +53,11 @@ class Stacker:
     ----------
     kept_ : whether the model beat the linear blend on the check shoppers (by one standard error).
     booster_ : the fitted ``lightgbm.Booster`` (when kept).
-    check_ : NDCG@10 of the linear blend and of the model on the check shoppers, and the rounds chosen.
+    check_ : NDCG@k of the linear blend and of the model on the check shoppers, and the rounds chosen.
     """
 
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+    def __init__(self, seed: int = 0, k: int = 10) -> None:
+        self.seed, self.k = seed, k
 
     def _train(self, X: list[np.ndarray], targets: np.ndarray, rounds: int):
         import lightgbm as lgb
@@ -69,7 +69,9 @@ class Stacker:
         y = np.concatenate([o == targets[i] for i, o in zip(keep, order, strict=True)]).astype(np.float32)
         data = lgb.Dataset(np.concatenate([X[i][o] for i, o in zip(keep, order, strict=True)]), y,
                            group=[len(X[i]) for i in keep])
-        return lgb.train({**PARAMS, "seed": self.seed}, data, num_boost_round=rounds)
+        # LambdaMART's pairs reach twice the cutoff: a product just below it still moves up
+        params = {**PARAMS, "seed": self.seed, "lambdarank_truncation_level": 2 * self.k}
+        return lgb.train(params, data, num_boost_round=rounds)
 
     def fit(self, X: list[np.ndarray], blends: list[np.ndarray], targets: np.ndarray,
             users: np.ndarray) -> Stacker:
@@ -90,11 +92,11 @@ class Stacker:
         if (targets[fit_i] >= 0).sum() < 100:
             return self
         booster = self._train([X[i] for i in fit_i], targets[fit_i], max(ROUNDS))
-        linear = ndcg_of_target([blends[i] for i in check_i], targets[check_i])
+        linear = ndcg_of_target([blends[i] for i in check_i], targets[check_i], self.k)
         stacked = np.concatenate([X[i] for i in check_i])
         cuts = np.cumsum([len(X[i]) for i in check_i])[:-1]
-        by_rounds = {r: ndcg_of_target(np.split(booster.predict(stacked, num_iteration=r), cuts), targets[check_i])
-                     for r in ROUNDS}
+        by_rounds = {r: ndcg_of_target(np.split(booster.predict(stacked, num_iteration=r), cuts), targets[check_i],
+                                       self.k) for r in ROUNDS}
         rounds = max(by_rounds, key=lambda r: by_rounds[r].mean())
         gain = by_rounds[rounds] - linear
         se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else np.inf

@@ -78,12 +78,13 @@ class LinearBlend:
     """Score = sum over retrieval sources of weight x the source's min-max-scaled score in the list.
 
     ``fit`` searches the weights coordinate by coordinate over :data:`GRID`
-    for the best mean NDCG@10 of the training groups.
+    for the best mean NDCG@``cutoff`` of the training groups.
     """
 
-    def __init__(self, passes: int = 2, seed: int = 0) -> None:
+    def __init__(self, passes: int = 2, seed: int = 0, cutoff: int = 10) -> None:
         self.passes = passes
         self.seed = seed
+        self.cutoff = cutoff
 
     def fit(self, X: np.ndarray, y: np.ndarray, sizes: np.ndarray, names: list[str]) -> LinearBlend:
         self.feature_names_ = list(names)
@@ -94,7 +95,7 @@ class LinearBlend:
         w = np.asarray([START.get(c, 0.0) for c in self.cols_])
 
         def score(w):
-            return float(np.nanmean(group_ndcg(Z @ w, y, sizes, tiebreak=tb))) if len(Z) else 0.0
+            return float(np.nanmean(group_ndcg(Z @ w, y, sizes, self.cutoff, tiebreak=tb))) if len(Z) else 0.0
 
         best = score(w)
         for _ in range(self.passes):
@@ -210,10 +211,10 @@ class Mixture:
 LAMBDAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, np.inf)
 
 
-def _masked_ndcg(scores, y, sizes, tb, keep) -> np.ndarray:
+def _masked_ndcg(scores, y, sizes, tb, keep, k: int = 10) -> np.ndarray:
     """:func:`group_ndcg` over the rows ``keep`` of each group only."""
     gid = np.repeat(np.arange(len(sizes)), sizes)[keep]
-    return group_ndcg(scores[keep], y[keep], np.bincount(gid, minlength=len(sizes)), tiebreak=tb[keep])
+    return group_ndcg(scores[keep], y[keep], np.bincount(gid, minlength=len(sizes)), k, tiebreak=tb[keep])
 
 
 def _z_in_groups(v: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -226,7 +227,7 @@ def _z_in_groups(v: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 def choose(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, group_query: np.ndarray, names: list[str],
            fit_trees, folds: int = 5, seed: int = 0, scored: np.ndarray | None = None,
-           margin_se: float = 1.0) -> dict:  # fmt: skip
+           margin_se: float = 1.0, k: int = 10) -> dict:  # fmt: skip
     """Cross-validate LambdaMART (``fit_trees(X, y, sizes)``), :class:`LinearBlend` and their
     :class:`Mixture` by query, on out-of-fold predictions of both.
 
@@ -235,7 +236,7 @@ def choose(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, group_query: np.ndar
     appended to its list so the model learns from them) would flatter a
     model that learns to spot them.
 
-    Returns the held-out mean NDCG@10 by blend weight ``lam`` (0: the trees
+    Returns the held-out mean NDCG@k by blend weight ``lam`` (0: the trees
     alone, inf: the blend alone), the chosen ``lam``, and the standard error
     of the best one's paired difference from the trees alone. The best is
     chosen only where it beats the trees alone by more than ``margin_se``
@@ -257,13 +258,13 @@ def choose(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, group_query: np.ndar
         if not gte.any() or not gtr.any():
             continue
         oof_trees[te] = fit_trees(X[tr], y[tr], sizes[gtr]).predict(X[te])
-        oof_blend[te] = LinearBlend(seed=seed).fit(X[tr], y[tr], sizes[gtr], names).predict(X[te], sizes[gte])
+        oof_blend[te] = LinearBlend(seed=seed, cutoff=k).fit(X[tr], y[tr], sizes[gtr], names).predict(X[te], sizes[gte])
         done[gte] = True
     zt, zb = _z_in_groups(oof_trees, sizes), _z_in_groups(oof_blend, sizes)
     per = {}
     for lam in LAMBDAS:
         s = zb if np.isinf(lam) else zt + lam * zb
-        per[lam] = _masked_ndcg(s, y, sizes, tb, scored)
+        per[lam] = _masked_ndcg(s, y, sizes, tb, scored, k)
     ok = done & np.all([np.isfinite(v) for v in per.values()], axis=0)
     means = {lam: float(v[ok].mean()) if ok.any() else float("nan") for lam, v in per.items()}
     best = max(LAMBDAS, key=lambda lam: (means[lam], -lam)) if ok.any() else 0.0

@@ -160,6 +160,7 @@ class SearchRanker:
         (:mod:`vitrine.rank.linear`); a blend or mixture is kept only where it beats LambdaMART by a
         standard error. 0 turns the check off (above the cap five more fits cost minutes, and on
         Home Depot cut to 2,000 and 4,717 queries the check's choices only lost on the test queries).
+    cutoff : results a page shows: LambdaMART, the linear blend and the check optimise NDCG at it.
     lambdamart_models : LambdaMART boosters averaged (seeds ``seed``, ``seed + 1``, ...); one
         booster's NDCG moves by a few thousandths with its seed, the average less.
     neural_epochs, neural_seconds : training budget of the neural ranker.
@@ -177,7 +178,7 @@ class SearchRanker:
                  personal_features: bool = True, debias: bool = True, max_log_pages: int = 20000,
                  max_queries: int = 6000, n_estimators: int = 400, lambdamart_rounds: int = 600,
                  lambdamart_patience: int = 150, lambdamart_models: int = 5, check_max_queries: int = 1000,
-                 num_threads: int = 2,
+                 cutoff: int = 10, num_threads: int = 2,
                  seed: int = 0, objective: str = "pbm", judged_negatives: float = 1.0, neural_epochs: int = 30,
                  neural_seconds: float = 120.0, device: str = "auto") -> None:  # fmt: skip
         self.model = model
@@ -192,6 +193,7 @@ class SearchRanker:
         self.lambdamart_patience = lambdamart_patience
         self.lambdamart_models = lambdamart_models
         self.check_max_queries = check_max_queries
+        self.cutoff = cutoff
         self.num_threads = num_threads
         self.seed = seed
         self.objective = objective
@@ -392,19 +394,21 @@ class SearchRanker:
         def fit(X, names, monotone=None):
             m = LambdaMART(n_estimators=self.lambdamart_rounds, patience=self.lambdamart_patience,
                            n_models=self.lambdamart_models, num_threads=self.num_threads, seed=self.seed,
-                           monotone=monotone)
+                           monotone=monotone, cutoff=self.cutoff)
             return m.fit(X, y, sizes, names, weight=w if (w != 1).any() else None)
 
         if judged_only and self.check_max_queries and len(np.unique(gq)) <= self.check_max_queries:
             def fit_one(X_, y_, sizes_):
                 return LambdaMART(n_estimators=self.lambdamart_rounds, patience=self.lambdamart_patience,
-                                  num_threads=self.num_threads, seed=self.seed).fit(X_, y_, sizes_, self.feature_names_)
+                                  num_threads=self.num_threads, seed=self.seed,
+                                  cutoff=self.cutoff).fit(X_, y_, sizes_, self.feature_names_)
 
             scored = np.concatenate([m for m, b in zip(self._group_scored, big, strict=True) if b])
-            self.check_ = choose(X, y, sizes, gq, self.feature_names_, fit_one, seed=self.seed, scored=scored)
+            self.check_ = choose(X, y, sizes, gq, self.feature_names_, fit_one, seed=self.seed, scored=scored,
+                                 k=self.cutoff)
             kept = self.check_["kept"]
             if kept != "trees":
-                blend = LinearBlend(seed=self.seed).fit(X, y, sizes, self.feature_names_)
+                blend = LinearBlend(seed=self.seed, cutoff=self.cutoff).fit(X, y, sizes, self.feature_names_)
                 if kept == "blend":
                     self.model_ = blend
                     return
