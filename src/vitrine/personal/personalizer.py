@@ -363,7 +363,7 @@ class Personalizer:
         rng = np.random.default_rng(self.seed)
         pick = rng.choice(len(val), size=min(self.tune_users, len(val)), replace=False)
         act = self._active()
-        depth = max(100, 10 * k)  # each source's top products that the head lists hold
+        depth = 100
         seq_states = self.sasrec_.encode([val[i][1] for i in pick]) if hasattr(self, "sasrec_") else None
         blocks, listed, sampled, owners, hist = [], [], [], [], []
         for j, i in enumerate(pick):
