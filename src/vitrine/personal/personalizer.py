@@ -58,9 +58,9 @@ DEFAULT_BLEND = {"itemknn": 1.0, "userknn": 0.25, "transitions": 0.5, "seqknn": 
 #: model ranks random candidates well but dilutes the head of a full-catalog ranking).
 CANDIDATE_ONLY = ("mf",)
 SAMPLED_SETS = 3  # random candidate lists per tuning shopper for the sampled objective
-# Random products beside the held-out one in each such list (amazon-games' protocol). Tuning on
-# lists of 99 instead, for a file of 99 per shopper, scored 0.4471 against 0.4439 on beauty at five
-# times the tuning time (docs/bench/personal.md), so the lists stay this size.
+# Random products beside the held-out one in each such list (amazon-games' protocol). Lists of 99,
+# for a candidate file of 99 per shopper, scored 0.4471 against 0.4439 on beauty, within the spread,
+# for 1.5 times the tuning time and 0.5 GB more (docs/bench/personal.md): the lists stay this size.
 SAMPLED_NEGATIVES = 19
 MF_PARAMS = {"factors": 16, "regularization": 0.1, "alpha": 20.0, "iterations": 15}
 TIE_BREAK = 1e-3  # popularity z-score added in score_candidates so that exact ties fall back to popularity
