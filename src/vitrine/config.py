@@ -67,8 +67,9 @@ class Settings(BaseSettings):
     # Recommendations: LambdaMART over the personal sources' scores, kept where it beats the
     # tuned linear blend on tuning shoppers it did not see (vitrine.personal.stacker).
     learned_blends: bool = True
-    # Results a page shows: recommendation tuning and the learned blends optimise NDCG at this
-    # cutoff (`vitrine evaluate recommend --k K` fits at K unless this is set).
+    # Results a page shows: the recommendation blends, the learned blends and the search ranker's
+    # LambdaMART and blend optimise NDCG at this cutoff (`vitrine evaluate … --k K` fits at K unless
+    # this is set).
     cutoff: int = Field(default=10, ge=1, le=1000)
     seed: int = 0
 

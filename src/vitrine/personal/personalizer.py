@@ -234,7 +234,8 @@ class Personalizer:
     def _params(self) -> dict:
         return {k: getattr(self, k) for k in (
             "event_weights", "history", "sources", "blend", "tune", "tune_users", "tune_objective", "cutoff",
-            "seq_seconds", "seq_params", "als_params", "knn_params", "mf_params", "diversity", "learned_blends", "seed")}
+            "seq_seconds", "seq_params", "als_params", "knn_params", "mf_params", "diversity", "learned_blends",
+            "seed")}
 
     # -- fit --------------------------------------------------------------------
     def fit(self, events: pd.DataFrame | None, catalog: Catalog, item_vectors: np.ndarray | None = None) -> Personalizer:
