@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from vitrine.engine import Engine
+from vitrine.engine import Engine
 
 
 @dataclass
@@ -36,8 +34,6 @@ def evaluation_engine(engine: Engine | None, k: int) -> Engine:
 
     A shop's own ``VITRINE_CUTOFF`` wins: then the run measures the models the shop would serve.
     """
-    from vitrine.engine import Engine
-
     engine = engine or Engine(home=Path(".vitrine-eval"))
     if "cutoff" not in engine.settings.model_fields_set:
         engine.settings = engine.settings.model_copy(update={"cutoff": k})
