@@ -75,6 +75,17 @@ def test_chinese_is_segmented() -> None:
     assert idx.score("跑步鞋")[0] > 0 and idx.score("跑步鞋")[1] == 0
 
 
+def test_unspaced_scripts_match_a_word_inside_a_longer_run() -> None:
+    # Japanese and Thai write no spaces: the query word sits inside the title's run.
+    titles = ["ナイキスニーカー赤", "アディダスのサンダル", "รองเท้าผ้าใบสีแดง", "red sneakers"]
+    idx = BM25Index(fields={"title": 1.0}).fit([{"title": t} for t in titles])
+    for query, want in [("スニーカー", 0), ("サンダル", 1), ("ผ้าใบ", 2)]:
+        s = idx.score(query)
+        assert s.argmax() == want and s[want] > 0 and np.delete(s, want).max() == 0, query
+    assert tokenize("ナイキ スニーカー") == ["ナイ", "イキ", "スニ", "ニー", "ーカ", "カー"]
+    assert tokenize("赤いスニーカー")[0] == "赤"  # the kanji still goes through jieba
+
+
 def test_save_load(tmp_path) -> None:
     idx = BM25Index().fit([{"title": d} for d in DOCS])
     idx.save(tmp_path / "lex")

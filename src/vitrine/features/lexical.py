@@ -18,6 +18,11 @@ import numpy as np
 import scipy.sparse as sp
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Scripts written without spaces that jieba has no dictionary for: Japanese kana
+# (hiragana, katakana, half-width katakana), Thai, Lao, Myanmar and Khmer.
+_UNSPACED_RUN = re.compile(
+    r"([\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]+)"
+)
 _WORD = re.compile(r"[\w']+", re.UNICODE)
 STOPWORDS = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were with "
@@ -39,10 +44,22 @@ def tokenize(text: str) -> list[str]:
     """Lower-cased word tokens; Chinese runs are segmented with jieba.
 
     English words are lightly stemmed (plural "s" dropped) so "shoes" meets "shoe".
+    Runs of kana, Thai, Lao, Myanmar or Khmer become overlapping character
+    bigrams, as Lucene's CJK analyzer does: these scripts put no spaces between
+    words, so a whole run would only ever match the very same run, and the query
+    "スニーカー" would miss the title "ナイキスニーカー".
     """
     if not text:
         return []
-    text = text.lower()
+    parts = _UNSPACED_RUN.split(text.lower())
+    out = _words(parts[0])
+    for run, rest in zip(parts[1::2], parts[2::2]):
+        out.extend([run] if len(run) == 1 else [run[i: i + 2] for i in range(len(run) - 1)])
+        out.extend(_words(rest))
+    return out
+
+
+def _words(text: str) -> list[str]:
     if _CJK.search(text):
         words = [w.strip() for w in _jieba().cut_for_search(text)]
     else:
