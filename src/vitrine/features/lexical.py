@@ -51,7 +51,10 @@ def tokenize(text: str) -> list[str]:
     """
     if not text:
         return []
-    parts = _UNSPACED_RUN.split(text.lower())
+    text = text.lower()
+    if text.isascii():  # most catalogs: skip the script split
+        return _words(text)
+    parts = _UNSPACED_RUN.split(text)
     out = _words(parts[0])
     for run, rest in zip(parts[1::2], parts[2::2]):
         out.extend([run] if len(run) == 1 else [run[i: i + 2] for i in range(len(run) - 1)])
