@@ -1,8 +1,8 @@
-"""LambdaMART boosters averaged over seeds: prediction, explanations and files."""
+"""LambdaMART boosters averaged over seeds: prediction, explanations and files; the click model's soft clicks."""
 
 import numpy as np
 
-from vitrine.rank.lambdamart import LambdaMART
+from vitrine.rank.lambdamart import ClickModel, LambdaMART
 
 
 def _queries(seed: int = 0, n_queries: int = 60, size: int = 15):
@@ -50,3 +50,15 @@ def test_a_thread_can_cap_its_predictions_threads_without_changing_them() -> Non
     t.join()
     assert seen["kw"] == {"num_threads": 1} and _threads() == {}  # per thread: this one is untouched
     np.testing.assert_allclose(seen["scores"], before)
+
+
+def test_the_click_model_learns_a_soft_click_as_a_share() -> None:
+    # A judged product joins the click model as an examined row whose click is its
+    # grade's share of the best gain; the model must estimate that share, not 1.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, 4000)
+    X = np.c_[x, rng.normal(size=len(x))]
+    click = np.where(x == 1, 0.8, 0.2)
+    m = ClickModel(n_estimators=200, min_data_in_leaf=20, num_threads=1).fit(X, click, np.full(200, 20), ["a", "b"])
+    p = 1 / (1 + np.exp(-m.predict(X)))
+    assert abs(p[x == 1].mean() - 0.8) < 0.03 and abs(p[x == 0].mean() - 0.2) < 0.03

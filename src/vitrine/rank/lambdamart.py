@@ -203,7 +203,8 @@ class ClickModel(LambdaMART):
     def _grad_hess(f: np.ndarray, click: np.ndarray, theta: np.ndarray, weight: np.ndarray):
         s = 1.0 / (1.0 + np.exp(-np.clip(f, -30, 30)))
         q = np.clip(1.0 - theta * s, 1e-9, None)
-        g = np.where(click > 0, -(1.0 - s), theta * s * (1.0 - s) / q)
+        # A soft click (a judged grade as a share of the best) mixes the two cases.
+        g = click * -(1.0 - s) + (1.0 - click) * theta * s * (1.0 - s) / q
         h = theta * s * (1.0 - s) ** 2 / q
         return weight * g, np.maximum(weight * h, 1e-9)
 

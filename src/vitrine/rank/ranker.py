@@ -150,7 +150,10 @@ class SearchRanker:
     debias : weight log clicks by inverse examination propensity.
     max_log_pages : at most this many logged pages are used for training.
     max_queries : at most this many judged queries are used for training.
-    judged_negatives : weight of judged non-relevant candidates added to the click model's pages.
+    judged_negatives : weight of judged non-relevant candidates (and unjudged retrieved ones)
+        added to the click model's pages.
+    judged_positives : weight of the judged relevant ones, whose click is their gain's share of a
+        grade 3's (0 reads judgments beside logs as negatives only, as before 2026-11-23).
     n_estimators, num_threads, seed : boosting settings (``n_estimators``: rounds of the click model).
     lambdamart_rounds, lambdamart_patience : rounds of LambdaMART on judgments, and rounds without a
         better validation NDCG before it stops (the best round is kept; a short patience stopped at
@@ -179,8 +182,9 @@ class SearchRanker:
                  max_queries: int = 6000, n_estimators: int = 400, lambdamart_rounds: int = 600,
                  lambdamart_patience: int = 150, lambdamart_models: int = 5, check_max_queries: int = 1000,
                  cutoff: int = 10, num_threads: int = 2,
-                 seed: int = 0, objective: str = "pbm", judged_negatives: float = 1.0, neural_epochs: int = 30,
-                 neural_seconds: float = 120.0, device: str = "auto") -> None:  # fmt: skip
+                 seed: int = 0, objective: str = "pbm", judged_negatives: float = 1.0,
+                 judged_positives: float = 1.0, neural_epochs: int = 30, neural_seconds: float = 120.0,
+                 device: str = "auto") -> None:  # fmt: skip
         self.model = model
         self.weights = weights
         self.depth = depth
@@ -198,6 +202,7 @@ class SearchRanker:
         self.seed = seed
         self.objective = objective
         self.judged_negatives = judged_negatives
+        self.judged_positives = judged_positives
         self.neural_epochs = neural_epochs
         self.neural_seconds = neural_seconds
         self.device = device
@@ -437,9 +442,10 @@ class SearchRanker:
         self.table_ = product_table(engine.catalog_.products, getattr(dataset, "reviews", None))
 
     def _fit_click_model(self, engine, dataset, lgroups, rng) -> None:
-        """PBM click model over logged pages (+ judged non-relevant candidates as
-        examined non-clicks, with a logged shopper's history so shopper features
-        look as they do at serving)."""
+        """PBM click model over logged pages, plus each judged query's retrieved
+        candidates as an examined list: a grade's click is its gain's share of a
+        grade 3's (unjudged = 0), and a logged shopper's history goes with it so
+        shopper features look as they do at serving."""
         theta_all = self.propensities_
         feats, clicks, thetas, sizes, weights = [], [], [], [], []
         for (f, y, _), pos in zip(lgroups, self._log_pos, strict=True):
@@ -468,18 +474,18 @@ class SearchRanker:
                 jr = cat.indices(list(judged), missing="mark")
                 gmap = {int(r): g for r, g in zip(jr.tolist(), judged.values(), strict=True) if r >= 0}
                 grade = np.asarray([gmap.get(int(r), 0.0) for r in cands.rows])
-                neg = grade <= 0
-                if not neg.any():
+                keep = (grade <= 0) | (self.judged_positives > 0)
+                if not keep.any():
                     continue
                 ukey, h, x = self._log_users[int(rng.integers(len(self._log_users)))]
                 f = self._feats(engine, q, cands, None, ukey, history=h, use_personal_model=False,
                                 exposure=x, training=True)
-                feats.append({k: v[neg] for k, v in f.items()})
-                m = int(neg.sum())
-                clicks.append(np.zeros(m))
-                thetas.append(np.ones(m))
-                weights.append(np.full(m, float(self.judged_negatives)))
-                sizes.append(m)
+                feats.append({k: v[keep] for k, v in f.items()})
+                g = grade[keep]
+                clicks.append(np.clip((2.0 ** g - 1) / 7.0, 0.0, 1.0))  # the evaluation's gain, grade 3 = 1
+                thetas.append(np.ones(len(g)))
+                weights.append(np.where(g > 0, float(self.judged_positives), float(self.judged_negatives)))
+                sizes.append(len(g))
         # List-relative features (``*_rel``, ``*_rank``, list length) differ between
         # logged pages (10-20 results) and serving lists (100+): a pointwise model
         # must not read them. The title-order features help LambdaMART on graded
