@@ -460,7 +460,8 @@ class SearchRanker:
             sizes.append(len(y))
             weights.append(np.ones(len(y)))
         judg = getattr(dataset, "judgments", None)
-        if self.judged_negatives > 0 and judg is not None and len(judg) and self._log_users:
+        judged_lists = max(self.judged_negatives, self.judged_positives) > 0
+        if judged_lists and judg is not None and len(judg) and self._log_users:
             groups = judgment_groups(judg)
             queries = list(groups)
             if len(queries) > self.max_queries:
