@@ -76,10 +76,11 @@ def test_chinese_is_segmented() -> None:
 
 
 def test_unspaced_scripts_match_a_word_inside_a_longer_run() -> None:
-    # Japanese and Thai write no spaces: the query word sits inside the title's run.
-    titles = ["ナイキスニーカー赤", "アディダスのサンダル", "รองเท้าผ้าใบสีแดง", "red sneakers"]
+    # Japanese and Thai write no spaces, Korean joins particles to words: the query
+    # word sits inside a longer run of the title.
+    titles = ["ナイキスニーカー赤", "アディダスのサンダル", "รองเท้าผ้าใบสีแดง", "red sneakers", "빨간 운동화를 추천"]
     idx = BM25Index(fields={"title": 1.0}).fit([{"title": t} for t in titles])
-    for query, want in [("スニーカー", 0), ("サンダル", 1), ("ผ้าใบ", 2)]:
+    for query, want in [("スニーカー", 0), ("サンダル", 1), ("ผ้าใบ", 2), ("운동화", 4)]:
         s = idx.score(query)
         assert s.argmax() == want and s[want] > 0 and np.delete(s, want).max() == 0, query
     assert tokenize("ナイキ スニーカー") == ["ナイ", "イキ", "スニ", "ニー", "ーカ", "カー"]

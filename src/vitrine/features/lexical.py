@@ -18,10 +18,13 @@ import numpy as np
 import scipy.sparse as sp
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-# Scripts written without spaces that jieba has no dictionary for: Japanese kana
-# (hiragana, katakana, half-width katakana), Thai, Lao, Myanmar and Khmer.
+# Scripts whose words a space does not delimit and that jieba has no dictionary
+# for: Japanese kana (hiragana, katakana, half-width katakana), Thai, Lao, Myanmar
+# and Khmer, written without spaces, and Hangul, whose particles join the word
+# before them ("운동화를" is "운동화" + object marker).
 _UNSPACED_RUN = re.compile(
-    r"([\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]+)"
+    r"([\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+    r"\uac00-\ud7af]+)"
 )
 _WORD = re.compile(r"[\w']+", re.UNICODE)
 STOPWORDS = frozenset(
@@ -44,10 +47,10 @@ def tokenize(text: str) -> list[str]:
     """Lower-cased word tokens; Chinese runs are segmented with jieba.
 
     English words are lightly stemmed (plural "s" dropped) so "shoes" meets "shoe".
-    Runs of kana, Thai, Lao, Myanmar or Khmer become overlapping character
-    bigrams, as Lucene's CJK analyzer does: these scripts put no spaces between
-    words, so a whole run would only ever match the very same run, and the query
-    "スニーカー" would miss the title "ナイキスニーカー".
+    Runs of kana, Hangul, Thai, Lao, Myanmar or Khmer become overlapping
+    character bigrams, as Lucene's CJK analyzer does: spaces do not delimit
+    their words, so a whole run would only ever match the very same run, and
+    the query "スニーカー" would miss the title "ナイキスニーカー".
     """
     if not text:
         return []
