@@ -28,6 +28,13 @@ def grade_to_label(grade) -> np.ndarray:
     return np.clip(np.rint(2.0 * g), 0, MAX_LABEL).astype(np.int32)
 
 
+def grade_to_click(grade) -> np.ndarray:
+    """Soft clicks for the click model: a grade's gain 2^grade - 1 as a share of the top grade's."""
+    g = np.nan_to_num(np.asarray(grade, dtype=np.float64), nan=0.0)
+    top = 2.0 ** (MAX_LABEL / 2.0) - 1.0
+    return np.clip((2.0 ** g - 1.0) / top, 0.0, 1.0)
+
+
 def label_gain(max_label: int = MAX_LABEL) -> list[float]:
     """LightGBM ``label_gain`` matching gain 2^grade - 1 on the half-grade scale."""
     return [float(2.0 ** (i / 2.0) - 1.0) for i in range(max_label + 1)]

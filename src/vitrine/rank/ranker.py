@@ -42,7 +42,7 @@ from vitrine.rank.features import (
     product_table,
     to_matrix,
 )
-from vitrine.rank.labels import grade_to_label, judgment_groups, log_labels
+from vitrine.rank.labels import grade_to_click, grade_to_label, judgment_groups, log_labels
 from vitrine.rank.lambdamart import ClickModel, LambdaMART
 from vitrine.rank.linear import LinearBlend, Mixture, choose
 from vitrine.rank.propensity import estimate_propensities, impressions_from_events
@@ -467,7 +467,7 @@ class SearchRanker:
             if len(queries) > self.max_queries:
                 queries = list(rng.choice(queries, size=self.max_queries, replace=False))
             cat = engine.catalog_
-            for q in tqdm(queries, desc="rank: judged negatives", disable=None, leave=False):
+            for q in tqdm(queries, desc="rank: judged lists", disable=None, leave=False):
                 judged = groups[q]
                 cands = engine.retriever_.retrieve(query_text=q, k=min(self.depth, 100))
                 if not len(cands.rows):
@@ -483,7 +483,7 @@ class SearchRanker:
                                 exposure=x, training=True)
                 feats.append({k: v[keep] for k, v in f.items()})
                 g = grade[keep]
-                clicks.append(np.clip((2.0 ** g - 1) / 7.0, 0.0, 1.0))  # the evaluation's gain, grade 3 = 1
+                clicks.append(grade_to_click(g))
                 thetas.append(np.ones(len(g)))
                 weights.append(np.where(g > 0, float(self.judged_positives), float(self.judged_negatives)))
                 sizes.append(len(g))
