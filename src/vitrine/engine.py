@@ -150,7 +150,7 @@ class Engine:
             event_weights=self.settings.event_weights, seed=self.settings.seed,
             seq_params={"device": resolve_device(self.settings.device)},
             learned_blends=self.settings.learned_blends, cutoff=self.settings.cutoff,
-        ).fit(events, catalog, item_vectors=item_vectors)
+        ).fit(events, catalog, item_vectors=item_vectors, candidates=dataset.candidates)
         with self._lock:
             self.catalog_, self.retriever_, self.personal_ = catalog, retriever, personal
             self.ranker_ = SearchRanker(model=self.settings.ranker, device=self.settings.device,

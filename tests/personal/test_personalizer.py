@@ -375,3 +375,44 @@ def test_head_lists_hold_no_product_that_no_source_listed() -> None:
     # the unlisted product is absent, not merely unmarked: its blend (15) appears in no list
     assert blends[0].max() == pytest.approx(15.0) and blends[1].max() < 15.0 and blends[3].max() < 15.0
     assert np.isfinite(np.concatenate(blends)).all()  # seen products never enter a head
+
+
+def test_draw_exponent_recovers_how_candidate_lists_were_drawn() -> None:
+    from vitrine.personal.personalizer import draw_exponent
+
+    rng = np.random.default_rng(0)
+    counts = np.floor(rng.pareto(1.2, 5000) * 3)  # a long tail, most products bought 0-3 times
+    for a in (0.0, 0.5, 1.0):
+        q = (counts + 1) ** a
+        pool = rng.choice(len(counts), size=20000, p=q / q.sum())
+        assert draw_exponent(pool, counts) == pytest.approx(a, abs=0.1)
+    assert draw_exponent(np.array([], dtype=np.int64), counts) == 0.0
+
+
+def test_candidate_blend_is_tuned_on_lists_drawn_like_the_shops(split) -> None:
+    """Lists drawn by popularity make popularity worth less to the candidate blend, and it ranks them better."""
+    _, cat, train, test, _ = split
+    counts = np.bincount(cat.indices(train.loc[train["event"] != "impression", "product_id"]), minlength=len(cat))
+    q = (counts + 1.0) / (counts + 1.0).sum()
+    rng = np.random.default_rng(1)
+    lists = {u: rng.choice(len(cat), size=40, replace=False, p=q) for u in test["user_id"]}
+    pool = pd.DataFrame({"product_id": cat.ids[np.concatenate(list(lists.values()))]})
+    src = ("itemknn", "transitions", "content", "popularity")
+    plain = Personalizer(**{**FAST, "sources": src, "learned_blends": False}).fit(train, cat)
+    drawn = Personalizer(**{**FAST, "sources": src, "learned_blends": False}).fit(train, cat, candidates=pool)
+    assert plain.candidate_draw_ == 0.0 and plain.tuning_["candidate_draw"] == 0.0
+    assert drawn.candidate_draw_ >= 0.7 and drawn.tuning_["candidate_draw"] == drawn.candidate_draw_
+    assert drawn.candidate_weights_["popularity"] < plain.candidate_weights_["popularity"]
+
+    def ndcg(p: Personalizer) -> float:
+        out = []
+        for u, pid in zip(test["user_id"], test["product_id"], strict=True):
+            seen = p.profiles_.get(u).seen if p.knows(u) else set()
+            neg = [r for r in lists[u] if r not in seen and cat.ids[r] != pid][:19]
+            rows = np.array([cat.index_of(pid), *neg])
+            s = p.score_candidates(u, rows)
+            r = (s[1:] > s[0]).sum() + 0.5 * (s[1:] == s[0]).sum()
+            out.append(1 / np.log2(r + 2) if r < 10 else 0.0)
+        return float(np.mean(out))
+
+    assert ndcg(drawn) > ndcg(plain)

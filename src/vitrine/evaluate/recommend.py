@@ -137,8 +137,10 @@ def run_recommend(
         test = test[test["raw_user"].isin(cand)]
     if max_users is not None and len(test) > max_users:
         test = test.iloc[:max_users]
+    # the candidate lists go to fit without their held-out products: fit learns how they were drawn
     fit_ds = Dataset(products=ds.products, events=train.drop(columns="raw_user"), reviews=ds.reviews,
-                     root=ds.root, meta=ds.meta, pseudonymized=True)
+                     candidates=ds.candidates if candidates else None, root=ds.root, meta=ds.meta,
+                     pseudonymized=True)
     engine.fit(fit_ds, progress=progress)
     cat = engine.catalog_
     ids = cat.ids

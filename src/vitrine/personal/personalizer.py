@@ -62,6 +62,7 @@ SAMPLED_SETS = 3  # random candidate lists per tuning shopper for the sampled ob
 # for a candidate file of 99 per shopper, scored 0.4471 against 0.4439 on beauty, within the spread,
 # for 1.5 times the tuning time and 0.5 GB more (docs/bench/personal.md): the lists stay this size.
 SAMPLED_NEGATIVES = 19
+DRAW_GRID = np.round(np.arange(0.0, 2.0001, 0.1), 1)  # exponents draw_exponent chooses among
 MF_PARAMS = {"factors": 16, "regularization": 0.1, "alpha": 20.0, "iterations": 15}
 TIE_BREAK = 1e-3  # popularity z-score added in score_candidates so that exact ties fall back to popularity
 BEHAVIOUR = ("itemknn", "userknn", "transitions", "seqknn", "sasrec", "popularity")
@@ -86,6 +87,28 @@ def _replace(path: Path, write) -> None:
     """Write ``path`` as a new file (``write(path)``): unlinked first, so a hard link elsewhere keeps the old."""
     path.unlink(missing_ok=True)
     write(path)
+
+
+def draw_exponent(pool: np.ndarray, counts: np.ndarray) -> float:
+    """How a shop draws the products of its candidate lists: the ``a`` of (count + 1)^a.
+
+    ``pool`` holds the catalog rows of every product in the lists, ``counts``
+    each product's training events. The maximum-likelihood ``a`` on a grid
+    from 0 (uniform over the catalog, amazon-games' protocol) to 2; 1 is in
+    proportion to popularity (BERT4Rec's protocol). A list's held-out product
+    sits in it too, one draw of many, which the estimate ignores.
+    """
+    pool = np.asarray(pool, dtype=np.int64)
+    if not len(pool):
+        return 0.0
+    logc = np.log1p(np.asarray(counts, dtype=np.float64))
+    seen = logc[pool].sum()
+    best, at = -np.inf, 0.0
+    for a in DRAW_GRID:
+        ll = a * seen - len(pool) * np.log(np.exp(a * logc).sum())
+        if ll > best + 1e-9:
+            best, at = ll, float(a)
+    return at
 
 
 def _zscore(s: np.ndarray) -> np.ndarray:
@@ -238,12 +261,16 @@ class Personalizer:
             "seed")}
 
     # -- fit --------------------------------------------------------------------
-    def fit(self, events: pd.DataFrame | None, catalog: Catalog, item_vectors: np.ndarray | None = None) -> Personalizer:
+    def fit(self, events: pd.DataFrame | None, catalog: Catalog, item_vectors: np.ndarray | None = None,
+            candidates: pd.DataFrame | None = None) -> Personalizer:
         """Learn from events whose ``user_id`` are pseudonymised keys.
 
         ``item_vectors`` (n_products, d), when given, tie item factors to
         product vectors and add the ``vector`` source; otherwise content
-        vectors are built from catalog attributes.
+        vectors are built from catalog attributes. ``candidates`` (a
+        ``product_id`` column), the lists the shop will ask
+        ``score_candidates`` to rank: the candidate blend is then tuned on
+        lists drawn the way these were (``draw_exponent``), not uniformly.
         """
         t_all = time.time()
         self.catalog_ = catalog
@@ -261,6 +288,7 @@ class Personalizer:
         self.timings_["content"] = time.time() - t
 
         self.popularity_ = np.zeros(n, dtype=np.float32)
+        counts = np.zeros(n, dtype=np.float64)  # chosen events per product
         self.profiles_ = Profiles(history=self.history)
         seqs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
         if events is not None and len(events):
@@ -268,11 +296,19 @@ class Personalizer:
             w = events["event"].map(self._weights()).fillna(0.0).to_numpy(dtype=np.float32)
             ok = rows >= 0
             np.add.at(self.popularity_, rows[ok], w[ok] + 0.01)  # impressions count a little
+            np.add.at(counts, rows[ok & (w > 0)], 1.0)
             seqs = _sequences(events, catalog, self._weights())
         for key, r, w, b in seqs:
             for row, wt, buy in zip(r, w, b, strict=True):
                 self.profiles_.add(key, int(row), float(wt), bool(buy), self.codes_, bump=False)
         self.user_index_ = {key: i for i, (key, *_rest) in enumerate(seqs)}
+        self.candidate_draw_, self._draw = 0.0, None
+        if candidates is not None and len(candidates):
+            pool = catalog.indices(candidates["product_id"], missing="mark")
+            self.candidate_draw_ = draw_exponent(pool[pool >= 0], counts)
+            if self.candidate_draw_ > 0:
+                q = (counts + 1.0) ** self.candidate_draw_
+                self._draw = q / q.sum()
 
         self.weights_ = {s: DEFAULT_BLEND[s] for s in self._active()}
         if self.blend:
@@ -383,7 +419,8 @@ class Personalizer:
             cand = np.asarray([int(target), *sorted(cand)], dtype=np.int64)
             blocks.append(mat[:, cand].T)
             # SAMPLED_SETS lists of the held-out product and m random products (less noise than one)
-            negs = rng.choice(self.n_items_, size=min(self.n_items_, 2 * (m + 1) * SAMPLED_SETS), replace=False)
+            negs = rng.choice(self.n_items_, size=min(self.n_items_, 2 * (m + 1) * SAMPLED_SETS), replace=False,
+                              p=self._draw)
             negs = negs[np.isfinite(mat[0, negs]) & (negs != target)]
             for part in range(SAMPLED_SETS):
                 sel = negs[m * part: m * (part + 1)]
@@ -453,6 +490,7 @@ class Personalizer:
         self.weights_ = {s: float(x) for s, x in zip(act, w, strict=True)}
         self.candidate_weights_ = {s: float(x) for s, x in zip(act, wc, strict=True)}
         self.tuning_ = {"users": len(pick), "objective": self.tune_objective, "start": start, "best": best,
+                        "candidate_draw": self.candidate_draw_,
                         f"full_ndcg@{k}": full(w), f"sampled_ndcg@{k}": few(w),
                         f"candidates_full_ndcg@{k}": full(wc), f"candidates_sampled_ndcg@{k}": few(wc)}
         if self.learned_blends and len(pick) >= STACK_USERS:
