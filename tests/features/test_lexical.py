@@ -87,6 +87,17 @@ def test_unspaced_scripts_match_a_word_inside_a_longer_run() -> None:
     assert tokenize("赤いスニーカー")[0] == "赤"  # the kanji still goes through jieba
 
 
+def test_a_query_typed_without_accents_finds_the_accented_title() -> None:
+    titles = ["Camión de juguete rojo", "Zapatos para niño", "Straßenschuhe Größe 42", "Crème brûlée set", "red truck"]
+    idx = BM25Index(fields={"title": 1.0}).fit([{"title": t} for t in titles])
+    for query, want in [("camion", 0), ("zapato nino", 1), ("strassenschuhe grosse", 2), ("CREME BRULEE", 3),
+                        ("camio\u0301n", 0)]:  # a query in decomposed form (letter + combining accent)
+        s = idx.score(query)
+        assert s.argmax() == want and s[want] > 0 and np.delete(s, want).max() == 0, query
+    # only Latin letters fold: kana with a voicing mark and Cyrillic й stay what they are
+    assert tokenize("ガ") == ["ガ"] and tokenize("й") == ["й"]
+
+
 def test_save_load(tmp_path) -> None:
     idx = BM25Index().fit([{"title": d} for d in DOCS])
     idx.save(tmp_path / "lex")

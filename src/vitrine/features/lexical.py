@@ -11,6 +11,7 @@ checks the scores against bm25s on one field.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,6 +37,28 @@ DEFAULT_FIELDS: dict[str, float] = {
 }
 
 
+def _latin_folds() -> dict[int, str | None]:
+    """Accented Latin letters to their base letters ("é" to "e", "ß" to "ss"), combining accents dropped.
+
+    Shoppers type "camion" for "camión" and "strasse" for "straße"; Lucene's
+    ASCII folding filter exists for the same reason. Only the Latin blocks are
+    folded: decomposing kana or Hangul would split them into other letters.
+    """
+    letters = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i",
+               "ħ": "h", "ŧ": "t", "ŀ": "l"}
+    table: dict[int, str | None] = dict.fromkeys(range(0x300, 0x370))  # combining accents of decomposed text
+    for cp in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
+        ch = chr(cp)
+        base = letters.get(ch) or "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        base = "".join(letters.get(c, c) for c in base)
+        if base != ch and base.isascii() and base.isalpha():
+            table[cp] = base
+    return table
+
+
+_FOLD = _latin_folds()
+
+
 def _jieba():
     import jieba
 
@@ -47,6 +70,8 @@ def tokenize(text: str) -> list[str]:
     """Lower-cased word tokens; Chinese runs are segmented with jieba.
 
     English words are lightly stemmed (plural "s" dropped) so "shoes" meets "shoe".
+    Accented Latin letters are folded to their base letters, so "camion" meets
+    "camión" (and the plural "s" then drops from "zapatos" as from "shoes").
     Runs of kana, Hangul, Thai, Lao, Myanmar or Khmer become overlapping
     character bigrams, as Lucene's CJK analyzer does: spaces do not delimit
     their words, so a whole run would only ever match the very same run, and
@@ -57,6 +82,7 @@ def tokenize(text: str) -> list[str]:
     text = text.lower()
     if text.isascii():  # most catalogs: skip the script split
         return _words(text)
+    text = text.translate(_FOLD)
     parts = _UNSPACED_RUN.split(text)
     out = _words(parts[0])
     for run, rest in zip(parts[1::2], parts[2::2]):
