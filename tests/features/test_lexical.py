@@ -99,10 +99,19 @@ def test_a_query_typed_without_accents_finds_the_accented_title() -> None:
 
 
 def test_save_load(tmp_path) -> None:
+    import json
+    import warnings
+
     idx = BM25Index().fit([{"title": d} for d in DOCS])
     idx.save(tmp_path / "lex")
-    back = BM25Index.load(tmp_path / "lex")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same tokenizer: no warning
+        back = BM25Index.load(tmp_path / "lex")
     np.testing.assert_allclose(back.score("red shoes"), idx.score("red shoes"))
+    params = tmp_path / "lex" / "bm25_params.json"
+    params.write_text(json.dumps({k: v for k, v in json.loads(params.read_text()).items() if k != "tokenizer"}))
+    with pytest.warns(UserWarning, match="vitrine fit"):  # an index from before the version was written
+        BM25Index.load(tmp_path / "lex")
 
 
 def test_char_trigrams_mark_word_boundaries() -> None:

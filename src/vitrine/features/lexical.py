@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +33,10 @@ STOPWORDS = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were with "
     "的 了 和 是 在 与 及".split()
 )
+#: Changes whenever ``tokenize`` splits some text differently: 2 added the bigrams of unspaced
+#: scripts, 3 the folding of accented Latin letters. An index saved under another version holds
+#: tokens the queries of this one no longer produce.
+TOKENIZER_VERSION = 3
 DEFAULT_FIELDS: dict[str, float] = {
     "title": 3.0, "brand": 2.0, "category": 1.5, "color": 1.5, "tags": 1.0, "description": 0.5,
 }
@@ -307,7 +312,7 @@ class BM25Index:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "bm25_params.json").write_text(json.dumps(
             {"fields": self.fields_, "k1": self.k1, "b": self.b, "analyzer": self.analyzer, "n_docs": self.n_docs_,
-             "avgdl": {f: s["avgdl"] for f, s in self.stats_.items()}}))
+             "avgdl": {f: s["avgdl"] for f, s in self.stats_.items()}, "tokenizer": TOKENIZER_VERSION}))
         (folder / "bm25_vocab.json").write_text(json.dumps(self.vocab_, ensure_ascii=False))
         for f, m in self.matrices_.items():
             sp.save_npz(folder / f"bm25_{f}.npz", m)
@@ -320,6 +325,10 @@ class BM25Index:
         import json
 
         p = json.loads((folder / "bm25_params.json").read_text())
+        if p.get("tokenizer", 1) != TOKENIZER_VERSION:
+            warnings.warn(f"{folder}: BM25 index saved by tokenizer version {p.get('tokenizer', 1)}, this is "
+                          f"{TOKENIZER_VERSION}; queries in accented, Japanese, Korean or Thai text may miss "
+                          "until `vitrine fit` rebuilds it", stacklevel=2)
         self = cls(fields=p["fields"], k1=p["k1"], b=p["b"], analyzer=p.get("analyzer", "word"))
         self.fields_ = p["fields"]
         self.n_docs_ = p["n_docs"]
