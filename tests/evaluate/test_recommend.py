@@ -156,3 +156,35 @@ def test_tuning_follows_the_cutoff_the_run_scores(tmp_path, monkeypatch) -> None
     engine = Engine(settings=Settings(), home=tmp_path / "h2")
     run_recommend(ds, k=5, progress=False, engine=engine)
     assert engine.personal_.cutoff == 3 and "full_ndcg@3" in engine.personal_.tuning_
+
+
+def test_fit_learns_how_lists_were_drawn_without_the_held_out_products(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    import vitrine.engine as engine_mod
+    from vitrine.personal import Personalizer
+
+    given = []
+
+    class Spy(Personalizer):
+        def __init__(self, **kw):
+            super().__init__(**{**kw, "sources": ("itemknn", "transitions", "popularity")})
+
+        def fit(self, events, catalog, item_vectors=None, candidates=None):
+            given.append(candidates)
+            return super().fit(events, catalog, item_vectors=item_vectors, candidates=candidates)
+
+    monkeypatch.setattr(engine_mod, "Personalizer", Spy)
+    ds = _tiny_dataset(tmp_path / "ds")
+    ev = pd.read_parquet(ds / "events.parquet")
+    _, test = leave_last_out(ev)
+    held = set(zip(test["user_id"], test["product_id"], strict=True))
+    rng = np.random.default_rng(2)
+    rows = [(u, f"p{j}") for u in test["user_id"] for j in rng.choice(60, 19, replace=False)]
+    rows = list(dict.fromkeys([*rows, *held]))  # this file names each shopper's held-out product too
+    pd.DataFrame(rows, columns=["user_id", "product_id"]).to_parquet(ds / "candidates.parquet")
+    run_recommend(ds, candidates=True, progress=False)
+    seen_by_fit = set(zip(given[0]["user_id"], given[0]["product_id"], strict=True))
+    assert not seen_by_fit & held and len(seen_by_fit) == len(rows) - len(held)
+    given.clear()
+    run_recommend(ds, progress=False)  # a full-ranking run gives fit no lists
+    assert given == [None]

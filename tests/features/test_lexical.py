@@ -88,7 +88,8 @@ def test_unspaced_scripts_match_a_word_inside_a_longer_run() -> None:
 
 
 def test_a_query_typed_without_accents_finds_the_accented_title() -> None:
-    titles = ["Camión de juguete rojo", "Zapatos para niño", "Straßenschuhe Größe 42", "Crème brûlée set", "red truck"]
+    titles = ["Camión de juguete rojo", "Zapatos para niño", "Straßenschuhe Größe 42", "Crème brûlée set",
+              "red truck"]
     idx = BM25Index(fields={"title": 1.0}).fit([{"title": t} for t in titles])
     for query, want in [("camion", 0), ("zapato nino", 1), ("strassenschuhe grosse", 2), ("CREME BRULEE", 3),
                         ("camio\u0301n", 0)]:  # a query in decomposed form (letter + combining accent)

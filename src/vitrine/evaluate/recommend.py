@@ -96,6 +96,14 @@ def _funnel(chosen: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return chosen.loc[steps, "_order"].to_numpy()
 
 
+def _drawn(lists: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """The candidate rows fit may read to learn how the lists were drawn: a file that also names
+    a shopper's held-out product would otherwise teach it that products are drawn like purchases."""
+    held = set(zip(test["raw_user"], test["product_id"], strict=True))
+    keep = [pair not in held for pair in zip(lists["user_id"], lists["product_id"], strict=True)]
+    return lists[np.asarray(keep, dtype=bool)]
+
+
 # A scorer maps (user keys, engine) -> function(user key) -> scores over all catalog rows.
 Scorer = Callable[[str], np.ndarray]
 
@@ -130,6 +138,7 @@ def run_recommend(
     events["raw_user"] = events["user_id"]
     events["user_id"] = pseudonymize_series(events["user_id"], secret)
     train, test = leave_last_out(events)
+    held_out = test  # every shopper's, before --max-users keeps some
     if candidates:
         if ds.candidates is None:
             raise ValueError(f"{path}: --candidates needs candidates.parquet/csv/jsonl")
@@ -137,9 +146,8 @@ def run_recommend(
         test = test[test["raw_user"].isin(cand)]
     if max_users is not None and len(test) > max_users:
         test = test.iloc[:max_users]
-    # the candidate lists go to fit without their held-out products: fit learns how they were drawn
     fit_ds = Dataset(products=ds.products, events=train.drop(columns="raw_user"), reviews=ds.reviews,
-                     candidates=ds.candidates if candidates else None, root=ds.root, meta=ds.meta,
+                     candidates=_drawn(ds.candidates, held_out) if candidates else None, root=ds.root, meta=ds.meta,
                      pseudonymized=True)
     engine.fit(fit_ds, progress=progress)
     cat = engine.catalog_
