@@ -95,8 +95,10 @@ def draw_exponent(pool: np.ndarray, counts: np.ndarray) -> float:
     ``pool`` holds the catalog rows of every product in the lists, ``counts``
     each product's training events. The maximum-likelihood ``a`` on a grid
     from 0 (uniform over the catalog, amazon-games' protocol) to 2; 1 is in
-    proportion to popularity (BERT4Rec's protocol). A list's held-out product
-    sits in it too, one draw of many, which the estimate ignores.
+    proportion to popularity (BERT4Rec's protocol). Give it drawn products
+    only: held-out products, chosen like purchases, pull ``a`` up (amazon-games'
+    lists with their held-out products read 0.1 instead of 0), so
+    ``vitrine evaluate recommend`` removes any that a file names.
     """
     pool = np.asarray(pool, dtype=np.int64)
     if not len(pool):
