@@ -386,7 +386,8 @@ def test_draw_exponent_recovers_how_candidate_lists_were_drawn() -> None:
         q = (counts + 1) ** a
         pool = rng.choice(len(counts), size=20000, p=q / q.sum())
         assert draw_exponent(pool, counts) == pytest.approx(a, abs=0.1)
-    assert draw_exponent(np.array([], dtype=np.int64), counts) == 0.0
+    top = np.argsort(-counts)[:50]  # fifty products, all best sellers: too few to call it a popularity draw
+    assert draw_exponent(top, counts) == 0.0 and draw_exponent(np.array([], dtype=np.int64), counts) == 0.0
 
 
 def test_candidate_blend_is_tuned_on_lists_drawn_like_the_shops(split) -> None:

@@ -63,6 +63,7 @@ SAMPLED_SETS = 3  # random candidate lists per tuning shopper for the sampled ob
 # for 1.5 times the tuning time and 0.5 GB more (docs/bench/personal.md): the lists stay this size.
 SAMPLED_NEGATIVES = 19
 DRAW_GRID = np.round(np.arange(0.0, 2.0001, 0.1), 1)  # exponents draw_exponent chooses among
+DRAW_MIN = 200  # drawn products below which draw_exponent keeps the uniform draw: too few to tell
 MF_PARAMS = {"factors": 16, "regularization": 0.1, "alpha": 20.0, "iterations": 15}
 TIE_BREAK = 1e-3  # popularity z-score added in score_candidates so that exact ties fall back to popularity
 BEHAVIOUR = ("itemknn", "userknn", "transitions", "seqknn", "sasrec", "popularity")
@@ -101,7 +102,7 @@ def draw_exponent(pool: np.ndarray, counts: np.ndarray) -> float:
     ``vitrine evaluate recommend`` removes any that a file names.
     """
     pool = np.asarray(pool, dtype=np.int64)
-    if not len(pool):
+    if len(pool) < DRAW_MIN:
         return 0.0
     logc = np.log1p(np.asarray(counts, dtype=np.float64))
     seen = logc[pool].sum()
