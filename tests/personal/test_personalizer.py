@@ -390,17 +390,20 @@ def test_draw_exponent_recovers_how_candidate_lists_were_drawn() -> None:
     assert draw_exponent(top, counts) == 0.0 and draw_exponent(np.array([], dtype=np.int64), counts) == 0.0
 
 
-def test_candidate_blend_is_tuned_on_lists_drawn_like_the_shops(split) -> None:
-    """Lists drawn by popularity make popularity worth less to the candidate blend, and it ranks them better."""
+def test_candidate_blend_is_tuned_on_lists_drawn_like_the_shops(split, monkeypatch) -> None:
+    """Lists drawn by popularity: popularity is worth less to the candidate blends, and they rank such lists better."""
+    from vitrine.personal import personalizer as mod
+
+    monkeypatch.setattr(mod, "STACK_USERS", 100)  # this shop has 250 tuning shoppers
     _, cat, train, test, _ = split
     counts = np.bincount(cat.indices(train.loc[train["event"] != "impression", "product_id"]), minlength=len(cat))
     q = (counts + 1.0) / (counts + 1.0).sum()
     rng = np.random.default_rng(1)
-    lists = {u: rng.choice(len(cat), size=40, replace=False, p=q) for u in test["user_id"]}
-    pool = pd.DataFrame({"product_id": cat.ids[np.concatenate(list(lists.values()))]})
+    lists = {u: [rng.choice(len(cat), size=40, replace=False, p=q) for _ in range(5)] for u in test["user_id"]}
+    pool = pd.DataFrame({"product_id": cat.ids[np.concatenate([ls[0] for ls in lists.values()])]})
     src = ("itemknn", "transitions", "content", "popularity")
-    plain = Personalizer(**{**FAST, "sources": src, "learned_blends": False}).fit(train, cat)
-    drawn = Personalizer(**{**FAST, "sources": src, "learned_blends": False}).fit(train, cat, candidates=pool)
+    plain = Personalizer(**{**FAST, "sources": src}).fit(train, cat)
+    drawn = Personalizer(**{**FAST, "sources": src}).fit(train, cat, candidates=pool)
     assert plain.candidate_draw_ == 0.0 and plain.tuning_["candidate_draw"] == 0.0
     assert drawn.candidate_draw_ >= 0.7 and drawn.tuning_["candidate_draw"] == drawn.candidate_draw_
     assert drawn.candidate_weights_["popularity"] < plain.candidate_weights_["popularity"]
@@ -409,11 +412,12 @@ def test_candidate_blend_is_tuned_on_lists_drawn_like_the_shops(split) -> None:
         out = []
         for u, pid in zip(test["user_id"], test["product_id"], strict=True):
             seen = p.profiles_.get(u).seen if p.knows(u) else set()
-            neg = [r for r in lists[u] if r not in seen and cat.ids[r] != pid][:19]
-            rows = np.array([cat.index_of(pid), *neg])
-            s = p.score_candidates(u, rows)
-            r = (s[1:] > s[0]).sum() + 0.5 * (s[1:] == s[0]).sum()
-            out.append(1 / np.log2(r + 2) if r < 10 else 0.0)
+            for drawn_rows in lists[u]:
+                neg = [r for r in drawn_rows if r not in seen and cat.ids[r] != pid][:19]
+                s = p.score_candidates(u, np.array([cat.index_of(pid), *neg]))
+                r = (s[1:] > s[0]).sum() + 0.5 * (s[1:] == s[0]).sum()
+                out.append(1 / np.log2(r + 2) if r < 10 else 0.0)
         return float(np.mean(out))
 
-    assert ndcg(drawn) > ndcg(plain)
+    # 0.607 against 0.545 when written: the learned blend fitted on uniform lists leans on popularity
+    assert ndcg(drawn) > ndcg(plain) + 0.02
