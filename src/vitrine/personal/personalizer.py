@@ -221,6 +221,8 @@ class Personalizer:
     weights_ : tuned blend weights (full ranking: ``score_all``, ``recommend``).
     candidate_weights_ : blend weights tuned for ranking a given candidate
         list (``score_candidates``); equal to ``weights_`` without tuning.
+    candidate_draw_ : exponent ``a`` of the (events + 1)^a draw of the candidate lists given
+        to fit (``draw_exponent``; 0, uniform, without them), which the tuning lists follow.
     candidate_stacker_, head_stacker_ : learned blends for candidate lists and for the
         full ranking's head (``None`` when not kept); their checks are in ``tuning_``.
     popularity_ : array (n_products,), event-weighted popularity.
@@ -305,13 +307,13 @@ class Personalizer:
             for row, wt, buy in zip(r, w, b, strict=True):
                 self.profiles_.add(key, int(row), float(wt), bool(buy), self.codes_, bump=False)
         self.user_index_ = {key: i for i, (key, *_rest) in enumerate(seqs)}
-        self.candidate_draw_, self._draw = 0.0, None
+        self.candidate_draw_, draw = 0.0, None  # draw: None is uniform
         if candidates is not None and len(candidates):
             pool = catalog.indices(candidates["product_id"], missing="mark")
             self.candidate_draw_ = draw_exponent(pool[pool >= 0], counts)
             if self.candidate_draw_ > 0:
-                q = (counts + 1.0) ** self.candidate_draw_
-                self._draw = q / q.sum()
+                draw = (counts + 1.0) ** self.candidate_draw_
+                draw /= draw.sum()
 
         self.weights_ = {s: DEFAULT_BLEND[s] for s in self._active()}
         if self.blend:
@@ -325,7 +327,7 @@ class Personalizer:
             if len(val) >= 50:
                 self._fit_sources([r for _, r, _, _ in val], [w for _, _, w, _ in val],
                                   seq_budget=0.7 * budget)
-                self._tune(val)
+                self._tune(val, draw)
                 budget = 0.3 * budget
         self._fit_sources([r for _, r, _, _ in seqs], [w for _, _, w, _ in seqs], seq_budget=budget,
                           continue_seq=hasattr(self, "sasrec_"))
@@ -397,7 +399,9 @@ class Personalizer:
             self.seq_users_ = self.sasrec_.encode([r for r, _ in hist])
 
     # -- tuning -----------------------------------------------------------------
-    def _tune(self, val: list[tuple[str, np.ndarray, np.ndarray, int]]) -> None:
+    def _tune(self, val: list[tuple[str, np.ndarray, np.ndarray, int]], draw: np.ndarray | None = None) -> None:
+        """Tune the blends on the holdout ``val``; ``draw`` gives each product's chance in the
+        sampled lists (None: uniform)."""
         t = time.time()
         k, m = self.cutoff, SAMPLED_NEGATIVES
         rng = np.random.default_rng(self.seed)
@@ -423,7 +427,7 @@ class Personalizer:
             blocks.append(mat[:, cand].T)
             # SAMPLED_SETS lists of the held-out product and m random products (less noise than one)
             negs = rng.choice(self.n_items_, size=min(self.n_items_, 2 * (m + 1) * SAMPLED_SETS), replace=False,
-                              p=self._draw)
+                              p=draw)
             negs = negs[np.isfinite(mat[0, negs]) & (negs != target)]
             for part in range(SAMPLED_SETS):
                 sel = negs[m * part: m * (part + 1)]
