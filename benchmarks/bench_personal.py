@@ -2,7 +2,7 @@
 
 Usage::
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties,als-blas,latency,cold-quantiles,tiled,relabelled]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_personal.py [--max-users N] [--only beauty,games,games-full,synth,synth-utility,knn-ties,als-blas,latency,cold-quantiles,tiled,relabelled,drawn-lists]
         [--copies 5]
         [--sessions-per-user 8 32 ...]
 
@@ -373,6 +373,64 @@ def relabel_dataset(src: Path, out: Path, users: int = 1500, seed: int = 0) -> P
                                                   "note": f"{src.name}, {users} shoppers, event types at random"}))
     return out
 
+def popularity_lists(src: Path, out: Path, users: int | None, negatives: int, batch: int, seed: int = 0) -> Path:
+    """A recommend folder whose candidate lists are drawn in proportion to popularity (BERT4Rec's
+    protocol): ``negatives`` products per shopper, in proportion to their count in all events, never
+    one the shopper chose. ``users`` random shoppers, or (None) the shoppers of ``src``'s own
+    candidate file. Products are drawn ``batch`` at a time (200 for beauty, 60 for games made the
+    folders of docs/bench/personal.md); the other tables are linked, not copied."""
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.name != "candidates.parquet":
+            (out / f.name).unlink(missing_ok=True)
+            (out / f.name).symlink_to(f.resolve())
+    events = pd.read_parquet(src / "events.parquet")
+    items = np.array(sorted(events["product_id"].unique()))
+    p = events["product_id"].value_counts().reindex(items).to_numpy(float)
+    p /= p.sum()
+    rng = np.random.default_rng(seed)
+    who = (pd.read_parquet(src / "candidates.parquet")["user_id"].unique() if users is None
+           else rng.choice(events["user_id"].unique(), users, replace=False))
+    chose = events[events["user_id"].isin(who)].groupby("user_id")["product_id"].apply(set).to_dict()
+    rows = []
+    for u in who:
+        got: list = []
+        while len(got) < negatives:
+            for i in rng.choice(len(items), batch, p=p):
+                if items[i] not in chose[u] and items[i] not in got:
+                    got.append(items[i])
+                if len(got) == negatives:
+                    break
+        rows += [(u, g) for g in got]
+    pd.DataFrame(rows, columns=["user_id", "product_id"]).to_parquet(out / "candidates.parquet", index=False)
+    return out
+
+
+def _drawn_lists(max_users: int | None) -> list[dict]:
+    """Candidate lists drawn by popularity, tuned on lists drawn like them (the default) and on
+    uniform ones (``draw_exponent`` held at 0, as before 2026-11-23), one after the other."""
+    import vitrine.personal.personalizer as personalizer
+    from vitrine.evaluate.recommend import run_recommend
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, users, negatives, batch in (("amazon-beauty", 3000, 99, 200), ("amazon-games", None, 19, 60)):
+            folder = popularity_lists(SHARED / name, Path(tmp) / f"{name}-pop", users, negatives, batch)
+            for tuning in ("drawn", "uniform"):
+                real = personalizer.draw_exponent
+                if tuning == "uniform":
+                    personalizer.draw_exponent = lambda pool, counts: 0.0
+                try:
+                    rep = run_recommend(folder, candidates=True, progress=False, max_users=max_users).to_dict()
+                finally:
+                    personalizer.draw_exponent = real
+                out.append({"tuning_lists": tuning, **rep})
+                print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def _cold_quantiles(sizes=(12_101, 100_000, 1_000_000), sources: int = 6, calls: int = 20) -> dict:
     """Per-request cost of placing cold products in each behaviour source (``place_by_quantile``):
     every row sorted, against the fixed sample of ``QUANTILE_SAMPLE`` rows that catalogs above it use.
@@ -445,6 +503,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = relabel_dataset(SHARED / "amazon-beauty", Path(tmp) / "relabelled")
                 print(json.dumps(run_recommend(folder, progress=False).to_dict()), flush=True)
+        elif name == "drawn-lists":  # candidate lists drawn by popularity, not uniformly
+            _drawn_lists(args.max_users)
         elif name == "cold-quantiles":
             print(json.dumps(_cold_quantiles()), flush=True)
         elif name == "als-blas":
